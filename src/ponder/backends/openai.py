@@ -1,0 +1,211 @@
+"""Any OpenAI-compatible chat-completions server (vLLM, SGLang, llama-server, Ollama, hosted APIs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from ponder.backends.base import Capabilities, StreamEnd, StreamEvent
+from ponder.backends.openai_format import build_payload, parse_completion, parse_logprobs, reasoning_field
+from ponder.backends.retry import RetryPolicy, error_from_exception, error_from_response, with_retries
+from ponder.backends.thinking import ThinkSplitter
+from ponder.errors import BackendError, BackendUnavailable
+from ponder.types import Delta, GenerationRequest, Trace
+
+
+class OpenAIBackend:
+    """Async client for ``/v1/chat/completions`` with SSE streaming, logprobs, retries and ``n`` emulation."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 600.0,
+        connect_timeout_s: float = 10.0,
+        max_connections: int = 256,
+        retry: RetryPolicy | None = None,
+        native_n: bool | None = None,
+        capabilities: Capabilities | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.retry = retry or RetryPolicy()
+        # None: try n natively and fall back to concurrent requests if the server returns fewer choices.
+        self._native_n = native_n
+        self.capabilities = capabilities or Capabilities(native_n=native_n is not False)
+        self.name = name or f"openai:{self.base_url}"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    async def list_models(self) -> list[str]:
+        async def call() -> list[str]:
+            body = await self._request("GET", "/models")
+            data = body.get("data") if isinstance(body, dict) else None
+            return [str(m.get("id")) for m in data or [] if isinstance(m, dict)]
+
+        return await with_retries(call, replace(self.retry, attempts=min(self.retry.attempts, 2)))
+
+    async def resolve_model(self) -> str:
+        """The model name to send: the one given, else the server's first (single-model servers)."""
+        if self.model is None:
+            models = await self.list_models()
+            if not models:
+                raise BackendError(f"{self.base_url}/models lists no model; pass --model-name")
+            self.model = models[0]
+        return self.model
+
+    async def complete(self, request: GenerationRequest) -> list[Trace]:
+        if request.n <= 1 or self._native_n is False:
+            traces = await self._complete_each(request)
+        else:
+            traces = await self._complete_native(request)
+        for index, trace in enumerate(traces):
+            trace.index = index
+        return traces
+
+    async def _complete_native(self, request: GenerationRequest) -> list[Trace]:
+        traces = await self._complete_once(request, n=request.n)
+        if len(traces) < request.n:
+            # The server ignored n (Ollama, some proxies): emulate it from now on.
+            self._native_n = False
+            missing = replace(request, n=request.n - len(traces))
+            if request.seed is not None:
+                missing.seed = request.seed + len(traces)
+            traces += await self._complete_each(missing)
+        elif self._native_n is None:
+            self._native_n = True
+        return traces[: request.n]
+
+    async def _complete_each(self, request: GenerationRequest) -> list[Trace]:
+        """n concurrent single-sample requests; seeds are offset so the samples differ."""
+        single = [replace(request, n=1, seed=None if request.seed is None else request.seed + i)
+                  for i in range(request.n)]
+        results = await asyncio.gather(*(self._complete_once(r, n=1) for r in single))
+        return [trace for traces in results for trace in traces[:1]]
+
+    async def _complete_once(self, request: GenerationRequest, *, n: int) -> list[Trace]:
+        model = await self.resolve_model()
+        payload = build_payload(request, model, n=n, stream=False)
+
+        async def call() -> list[Trace]:
+            start = time.perf_counter()
+            body = await self._request("POST", "/chat/completions", json=payload)
+            return parse_completion(body, latency_s=time.perf_counter() - start)
+
+        return await with_retries(call, self.retry)
+
+    async def _request(self, method: str, path: str, json: Any = None) -> Any:
+        try:
+            response = await self._client.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            raise error_from_exception(exc, self.base_url) from exc
+        if response.status_code >= 400:
+            raise error_from_response(response, response.content)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendError(
+                f"server sent malformed JSON: {response.text[:200]!r}", retryable=True
+            ) from exc
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        model = await self.resolve_model()
+        payload = build_payload(request, model, n=1, stream=True)
+        attempt = 1
+        while True:
+            started = False
+            try:
+                async for event in self._stream_once(payload):
+                    started = True
+                    yield event
+                return
+            except BackendError as exc:
+                # Once tokens have been handed out the trace cannot be restarted transparently.
+                if started or not exc.retryable or attempt >= self.retry.attempts:
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt, exc.retry_after))
+                attempt += 1
+
+    async def _stream_once(self, payload: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        splitter = ThinkSplitter()
+        finish_reason: str | None = None
+        usage: dict[str, Any] = {}
+        counted = 0
+        done = False
+        try:
+            async with self._client.stream("POST", "/chat/completions", json=payload) as response:
+                if response.status_code >= 400:
+                    raise error_from_response(response, await response.aread())
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        raise BackendError(f"server sent a malformed stream chunk: {data[:200]!r}",
+                                           retryable=True) from exc
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or []:
+                        delta = _delta_from_choice(choice, splitter)
+                        counted += len(delta.tokens)
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
+                        if delta.text or delta.reasoning or delta.tokens:
+                            yield delta
+        except httpx.HTTPError as exc:
+            raise error_from_exception(exc, self.base_url) from exc
+        if not done and finish_reason is None:
+            raise BackendError("the server closed the stream before it finished", retryable=True)
+        text, reasoning = splitter.flush()
+        if text or reasoning:
+            yield Delta(text=text, reasoning=reasoning)
+        yield StreamEnd(
+            finish_reason=finish_reason,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or counted),
+        )
+
+    async def start(self) -> None:
+        """Fail fast with one clear line when the server is down."""
+        try:
+            models = await self.list_models()
+        except BackendUnavailable:
+            raise
+        except BackendError as exc:
+            if exc.status in (404, 405):  # some servers have no /models; the first real call will tell
+                return
+            raise
+        if self.model is None and models:
+            self.model = models[0]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _delta_from_choice(choice: dict[str, Any], splitter: ThinkSplitter) -> Delta:
+    delta = choice.get("delta") or {}
+    text, reasoning = splitter.feed(delta.get("content") or "")
+    return Delta(
+        text=text,
+        reasoning=reasoning_field(delta) + reasoning,
+        tokens=parse_logprobs(choice.get("logprobs")),
+    )

@@ -1,0 +1,275 @@
+"""``Ctx``: the one door between a strategy and a model.
+
+Every sample a strategy draws goes through its problem's ``Ctx``, which fills in the sampling defaults,
+bounds concurrency, counts every token (cancelled ones included), enforces the token budget, extracts
+answers, and keeps a record of every call for the store. Live servers, replayed trace banks and the fake
+backend all sit behind the same door, so a strategy runs unchanged on each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any
+
+from ponder.backends.base import Backend, StreamEnd
+from ponder.errors import BudgetExceeded, CapabilityError
+from ponder.types import Delta, GenerationRequest, Message, Problem, Trace, Usage
+
+
+@dataclass
+class Sampling:
+    """Default sampling parameters of a run; strategies override per call."""
+
+    temperature: float = 0.8
+    top_p: float | None = None
+    max_tokens: int = 512
+    seed: int | None = None
+    logprobs: bool = True
+    top_logprobs: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    """One request to the backend and what came back."""
+
+    kind: str  # "complete" or "stream"
+    request: GenerationRequest
+    started_at: float
+    latency_s: float = 0.0
+    traces: list[Trace] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+
+class Slots:
+    """A counting limit on traces in flight, shared by all problems of a run (n traces take n slots)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self._free = self.capacity
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, count: int) -> int:
+        count = min(max(count, 1), self.capacity)  # a request larger than the pool waits for all of it
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._free >= count)
+            self._free -= count
+        return count
+
+    async def release(self, count: int) -> None:
+        async with self._cond:
+            self._free += count
+            self._cond.notify_all()
+
+
+class Ctx:
+    """Sampling context of one problem."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        problem: Problem,
+        *,
+        sampling: Sampling | None = None,
+        slots: Slots | None = None,
+        token_budget: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self.problem = problem
+        self.sampling = sampling or Sampling()
+        self.slots = slots or Slots(64)
+        self.token_budget = token_budget
+        self.usage = Usage()
+        self.calls: list[Call] = []
+        self._seed_counter = 0
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    def request(self, messages: list[Message] | None = None, *, n: int = 1, **overrides: Any) -> GenerationRequest:
+        """A request with the run's defaults; ``overrides`` may set any GenerationRequest field."""
+        s = self.sampling
+        seed = None
+        if s.seed is not None:
+            # Distinct, reproducible seeds per call: same run seed and same call order give the same samples.
+            seed = s.seed * 1_000_003 + self._seed_counter * 7919
+            self._seed_counter += max(n, 1)
+        request = GenerationRequest(
+            messages=list(messages if messages is not None else self.problem.messages),
+            n=n,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=seed,
+            logprobs=s.logprobs and self.backend.capabilities.logprobs,
+            top_logprobs=(min(s.top_logprobs, self.backend.capabilities.top_logprobs) or None)
+            if s.logprobs
+            else None,
+            extra=dict(s.extra),
+        )
+        return replace(request, **overrides)
+
+    def require_logprobs(self, strategy: str) -> None:
+        """Strategies that read token confidence call this first."""
+        if not self.backend.capabilities.logprobs or not self.sampling.logprobs:
+            raise CapabilityError(
+                f"strategy {strategy!r} needs token logprobs, which backend {self.backend.name} does not provide "
+                "(or --no-logprobs was given)"
+            )
+
+    def _check_budget(self) -> None:
+        if self.token_budget is not None and self.usage.completion_tokens >= self.token_budget:
+            raise BudgetExceeded(
+                f"token budget of {self.token_budget} completion tokens spent on problem {self.problem.id}"
+            )
+
+    @property
+    def budget_left(self) -> int | None:
+        if self.token_budget is None:
+            return None
+        return max(self.token_budget - self.usage.completion_tokens, 0)
+
+    # ---- sampling -------------------------------------------------------------------------------
+
+    async def sample(self, messages: list[Message] | None = None, *, n: int = 1, **overrides: Any) -> list[Trace]:
+        """Draw ``n`` finished samples in parallel; answers are extracted onto each trace."""
+        request = self.request(messages, n=n, **overrides)
+        return await self.complete(request)
+
+    async def complete(self, request: GenerationRequest) -> list[Trace]:
+        """Send a ready-made request (see ``request``)."""
+        self._check_budget()
+        call = Call("complete", request, started_at=time.time())
+        self.calls.append(call)
+        held = await self.slots.acquire(request.n)
+        start = time.perf_counter()
+        try:
+            traces = await self.backend.complete(request)
+        except BaseException as exc:
+            call.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            call.latency_s = time.perf_counter() - start
+            await self.slots.release(held)
+        for trace in traces:
+            trace.answer = self.answer(trace)
+        call.traces = traces
+        call.usage = Usage(
+            # One request processes the prompt once, whatever n is; emulated n is charged per request.
+            prompt_tokens=max((t.prompt_tokens for t in traces), default=0)
+            if self.backend.capabilities.native_n
+            else sum(t.prompt_tokens for t in traces),
+            completion_tokens=sum(t.completion_tokens for t in traces),
+            calls=1,
+            traces=len(traces),
+        )
+        self.usage.add(call.usage)
+        return traces
+
+    def stream(self, messages: list[Message] | None = None, **overrides: Any) -> TraceStream:
+        """One sample, token by token; leave the ``async with`` early (or ``cancel()``) to stop it."""
+        return TraceStream(self, self.request(messages, n=1, **overrides))
+
+    async def stream_all(self, requests: list[GenerationRequest]) -> list[Trace]:
+        """Stream several requests to the end concurrently (used where per-token timing matters)."""
+
+        async def run(request: GenerationRequest) -> Trace:
+            async with TraceStream(self, request) as stream:
+                async for _ in stream:
+                    pass
+            return stream.trace
+
+        return list(await asyncio.gather(*(run(r) for r in requests)))
+
+    # ---- answers --------------------------------------------------------------------------------
+
+    def answer(self, trace: Trace) -> str | None:
+        return self.problem.extract(trace.text) if trace.text else None
+
+    async def equivalent(self, a: str | None, b: str | None) -> bool:
+        from ponder.answers import get_checker
+
+        return await get_checker().equivalent(a, b)
+
+
+class TraceStream:
+    """A streamed sample. Iterate for deltas; ``trace`` holds everything received so far."""
+
+    def __init__(self, ctx: Ctx, request: GenerationRequest) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.trace = Trace()
+        self.finished = False
+        self._events: AsyncIterator[Any] | None = None
+        self._call = Call("stream", request, started_at=time.time())
+        self._held = 0
+        self._start = 0.0
+
+    async def __aenter__(self) -> TraceStream:
+        self.ctx._check_budget()
+        self.ctx.calls.append(self._call)
+        self._held = await self.ctx.slots.acquire(1)
+        self._start = time.perf_counter()
+        self._events = aiter(self.ctx.backend.stream(self.request))
+        return self
+
+    def __aiter__(self) -> TraceStream:
+        return self
+
+    async def __anext__(self) -> Delta:
+        if self._events is None or self.finished:
+            raise StopAsyncIteration
+        while True:
+            event = await anext(self._events)  # StopAsyncIteration ends the loop
+            if isinstance(event, StreamEnd):
+                self.finished = True
+                self.trace.finish_reason = event.finish_reason
+                self.trace.prompt_tokens = event.prompt_tokens
+                self.trace.completion_tokens = event.completion_tokens or len(self.trace.tokens)
+                raise StopAsyncIteration
+            self.trace.append(event)
+            self.trace.completion_tokens = max(self.trace.completion_tokens, len(self.trace.tokens))
+            return event
+
+    async def cancel(self) -> None:
+        """Stop generating: the server stops work on this trace; tokens received so far stay counted."""
+        await self._close()
+
+    async def _close(self) -> None:
+        events, self._events = self._events, None
+        if events is not None and hasattr(events, "aclose"):
+            await events.aclose()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._close()
+        finally:
+            await self.ctx.slots.release(self._held)
+            self._held = 0
+            self._finish(exc)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        trace, call = self.trace, self._call
+        trace.cancelled = not self.finished
+        trace.latency_s = time.perf_counter() - self._start
+        if not trace.completion_tokens:
+            trace.completion_tokens = len(trace.tokens)
+        trace.answer = self.ctx.answer(trace) if self.finished else None
+        call.latency_s = trace.latency_s
+        call.traces = [trace]
+        if exc is not None and not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            call.error = f"{type(exc).__name__}: {exc}"
+        call.usage = Usage(
+            prompt_tokens=trace.prompt_tokens,
+            completion_tokens=trace.completion_tokens,
+            calls=1,
+            traces=1,
+            cancelled_traces=int(trace.cancelled),
+        )
+        self.ctx.usage.add(call.usage)

@@ -1,0 +1,91 @@
+"""Terminal output: the live progress bar of an eval and the tables of results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ponder.metrics import Summary
+from ponder.runner import Progress as RunProgress
+from ponder.store import RunRow
+
+
+class LiveProgress:
+    """A rich progress bar: problems done, accuracy so far, tokens, tokens/s."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task = self._bar.add_task("eval", total=None, stats="")
+
+    def __enter__(self) -> LiveProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def start(self, run_id: str, resumed: bool, progress: RunProgress) -> None:
+        if resumed:
+            self.console.print(f"resuming run [bold]{run_id}[/]: {progress.skipped}/{progress.total} problems "
+                               "already done")
+        else:
+            self.console.print(f"run [bold]{run_id}[/]: {progress.total} problems")
+        self._bar.update(self._task, total=progress.total, completed=progress.skipped, stats="starting…")
+
+    def update(self, progress: RunProgress) -> None:
+        accuracy = progress.accuracy
+        acc = f"acc {accuracy:.3f}" if accuracy is not None else "acc –"
+        errors = f" · [red]{progress.errors} errors[/]" if progress.errors else ""
+        tokens = progress.prompt_tokens + progress.completion_tokens
+        stats = f"{acc} · {tokens:,} tok · {progress.tokens_per_s:,.0f} tok/s{errors}"
+        self._bar.update(self._task, completed=progress.skipped + progress.done, stats=stats)
+
+
+def summary_table(title: str, summary: Summary) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    acc = summary.accuracy
+    table.add_row("problems", f"{summary.problems} ({summary.errors} errors)" if summary.errors
+                  else str(summary.problems))
+    table.add_row("accuracy [95% CI]", f"{acc.mean:.3f} [{acc.low:.3f}, {acc.high:.3f}]"
+                  if acc.n else "–")
+    if summary.mean_confidence is not None:
+        table.add_row("mean confidence", f"{summary.mean_confidence:.3f}")
+    for k, value in summary.maj_at.items():
+        table.add_row(f"maj@{k}", f"{value:.3f}")
+    for k, value in summary.pass_at.items():
+        if k > 1:
+            table.add_row(f"pass@{k}", f"{value:.3f}")
+    table.add_row("prompt tokens / problem", f"{summary.mean_prompt_tokens:,.1f}")
+    table.add_row("completion tokens / problem", f"{summary.mean_completion_tokens:,.1f}")
+    table.add_row("latency / problem", f"{summary.mean_latency_s:.2f} s")
+    return table
+
+
+def runs_table(runs: list[RunRow]) -> Table:
+    table = Table(show_header=True, header_style="bold")
+    for column in ("run", "created", "task", "strategy", "model", "done", "accuracy"):
+        table.add_column(column, justify="right" if column in ("done", "accuracy") else "left")
+    for run in runs:
+        created = dt.datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
+        params = run.config.get("params") or {}
+        strategy = run.strategy + (" " + " ".join(f"{k}={v}" for k, v in params.items()) if params else "")
+        accuracy = f"{run.correct / run.done:.3f}" if run.done else "–"
+        done = f"{run.done}" + (f" ({run.errors} err)" if run.errors else "")
+        table.add_row(run.id, created, run.task, strategy, run.model, done, accuracy)
+    return table

@@ -1,0 +1,208 @@
+"""Run a strategy over a task: problems in parallel, each through its own ``Ctx``, each stored when done."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ponder.backends import Backend, BackendSpec, open_backend
+from ponder.context import Ctx, Sampling, Slots
+from ponder.errors import BackendUnavailable, ConfigError, PonderError
+from ponder.store import ProblemRecord, Store
+from ponder.strategies import coerce_params, get_strategy
+from ponder.tasks import load_task
+from ponder.types import Problem, Result, Trace
+
+
+@dataclass
+class EvalConfig:
+    """Everything that defines an evaluation run. The fields in ``identity()`` name the run."""
+
+    task: str
+    strategy: str
+    model: BackendSpec
+    params: dict[str, Any] = field(default_factory=dict)
+    sampling: Sampling = field(default_factory=Sampling)
+    limit: int | None = None
+    offset: int = 0
+    task_seed: int = 0
+    task_size: int | None = None
+    data_dir: Path | None = None
+    concurrency: int = 8  # problems in flight
+    max_inflight: int = 64  # traces in flight across all problems
+    token_budget: int | None = None  # completion tokens per problem
+    run_id: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same run: re-running with equal identity resumes it.
+
+        The problem slice (limit/offset) and speed settings are left out, so a longer rerun extends a run.
+        """
+        return {
+            "task": self.task,
+            "task_seed": self.task_seed,
+            "task_size": self.task_size,
+            "strategy": self.strategy,
+            "params": self.params,
+            "model": self.model.describe(),
+            "model_name": self.model.model_name,
+            "sampling": asdict(self.sampling),
+            "token_budget": self.token_budget,
+        }
+
+    def resolved_run_id(self) -> str:
+        if self.run_id:
+            return self.run_id
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.task.replace(':', '-')}-{self.strategy}-{digest}"
+
+
+@dataclass
+class Progress:
+    """Counts the runner reports after each problem."""
+
+    total: int
+    done: int = 0
+    skipped: int = 0
+    correct: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def accuracy(self) -> float | None:
+        scored = self.done
+        return self.correct / scored if scored else None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.elapsed if self.elapsed > 0 else 0.0
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass
+class EvalOutcome:
+    run_id: str
+    resumed: bool
+    progress: Progress
+
+
+async def solve(problem: Problem, ctx: Ctx, strategy: str, params: dict[str, Any]) -> Result:
+    """Run one strategy on one problem and mark each answer right or wrong."""
+    result = await get_strategy(strategy)(problem, ctx, **params)
+    verdicts: dict[str | None, bool] = {}
+
+    async def judge(answer: str | None) -> bool:
+        if answer not in verdicts:
+            verdicts[answer] = False if answer is None else await problem.checker(answer, problem)
+        return verdicts[answer]
+
+    for call in ctx.calls:
+        for trace in call.traces:
+            trace.correct = await judge(trace.answer)
+    result.info.setdefault("correct", await judge(result.answer))
+    return result
+
+
+def _record(problem: Problem, position: int, ctx: Ctx, result: Result | None, error: str | None,
+            latency_s: float) -> ProblemRecord:
+    return ProblemRecord(
+        problem_id=problem.id,
+        position=position,
+        gold=problem.gold,
+        answer=result.answer if result else None,
+        correct=bool(result.info.pop("correct")) if result else None,
+        confidence=result.confidence if result else None,
+        votes=result.votes if result else {},
+        info=result.info if result else {},
+        prompt_tokens=ctx.usage.prompt_tokens,
+        completion_tokens=ctx.usage.completion_tokens,
+        calls=ctx.usage.calls,
+        traces=ctx.usage.traces,
+        cancelled_traces=ctx.usage.cancelled_traces,
+        latency_s=latency_s,
+        error=error,
+    )
+
+
+async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook | None = None,
+                   on_start: Callable[[str, bool, Progress], None] | None = None) -> EvalOutcome:
+    """Evaluate; finished problems of an earlier run with the same identity are skipped."""
+    info = get_strategy(config.strategy)
+    config.params = coerce_params(info, config.params)  # bad parameters fail before any server starts
+    if config.concurrency < 1 or config.max_inflight < 1:
+        raise ConfigError("--concurrency and --max-inflight must be at least 1")
+    problems = load_task(config.task, data_dir=config.data_dir, limit=config.limit, offset=config.offset,
+                         seed=config.task_seed, size=config.task_size)
+    run_id = config.resolved_run_id()
+    resumed = await asyncio.to_thread(
+        store.ensure_run, run_id, task=config.task, strategy=config.strategy, model=config.model.describe(),
+        config=json.loads(json.dumps(config.identity(), default=str)),
+    )
+    done = await asyncio.to_thread(store.done_problems, run_id)
+    todo = [(i, p) for i, p in enumerate(problems, start=config.offset) if p.id not in done]
+    progress = Progress(total=len(problems), skipped=len(problems) - len(todo))
+    if on_start:
+        on_start(run_id, resumed, progress)
+    if not todo:
+        return EvalOutcome(run_id, resumed, progress)
+    async with open_backend(config.model) as backend:
+        await _run_problems(backend, config, store, run_id, todo, progress, on_progress)
+    return EvalOutcome(run_id, resumed, progress)
+
+
+async def _run_problems(backend: Backend, config: EvalConfig, store: Store, run_id: str,
+                        todo: list[tuple[int, Problem]], progress: Progress,
+                        on_progress: ProgressHook | None) -> None:
+    slots = Slots(config.max_inflight)
+    queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
+    for item in todo:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            position, problem = queue.get_nowait()
+            ctx = Ctx(backend, problem, sampling=config.sampling, slots=slots, token_budget=config.token_budget)
+            start = time.perf_counter()
+            result: Result | None = None
+            error: str | None = None
+            try:
+                result = await solve(problem, ctx, config.strategy, config.params)
+            except BackendUnavailable:
+                raise  # the server is gone: stop the run; a rerun resumes from what was saved
+            except PonderError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            record = _record(problem, position, ctx, result, error, time.perf_counter() - start)
+            await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls)
+            progress.done += 1
+            progress.correct += int(bool(record.correct))
+            progress.errors += int(record.error is not None)
+            progress.prompt_tokens += record.prompt_tokens
+            progress.completion_tokens += record.completion_tokens
+            if on_progress:
+                on_progress(progress)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(config.concurrency, len(todo)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+def traces_of(store: Store, run_id: str) -> list[tuple[str, Trace]]:
+    return store.traces(run_id)

@@ -1,0 +1,70 @@
+"""The command line, run as users run it (a subprocess), on the fake backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def ponder(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ponder.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=full_env)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def test_eval_then_resume_then_runs_and_show(workdir: Path) -> None:
+    args = ["eval", "--task", "add1", "--model", "fake", "--n", "4", "--limit", "6", "--seed", "1"]
+    first = ponder(*args, cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    assert "accuracy [95% CI]" in first.stdout and "maj@4" in first.stdout and "pass@4" in first.stdout
+    assert (workdir / "ponder.db").exists()
+    again = ponder(*args, cwd=workdir)
+    assert again.returncode == 0 and "6/6 problems already done" in again.stdout
+    runs = ponder("runs", cwd=workdir)
+    assert "add1-self-consistency-" in runs.stdout and " 6 " in runs.stdout
+    shown = ponder("show", "last", "--problems", cwd=workdir)
+    assert shown.returncode == 0 and "add1/" in shown.stdout
+
+
+def test_ask_prints_answer_votes_and_tokens(workdir: Path) -> None:
+    out = ponder("ask", "What is 2 + 2?", "--model", "fake", "--n", "5", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert "answer: " in out.stdout and "votes: " in out.stdout and "completion" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--task", "nosuchtask", "--model", "fake"], "unknown task"),
+        (["eval", "--task", "add1", "--model", "fake", "--strategy", "nope"], "unknown strategy"),
+        (["eval", "--task", "add1", "--model", "bogus"], "unknown --model"),
+        (["eval", "--task", "add1", "--model", "fake", "-p", "n=x"], "must be int"),
+        (["eval", "--task", "add1", "--model", "fake", "--strategy", "cot", "--n", "3"], "takes no --n"),
+        (["eval", "--task", "add1", "--model", "openai:http://127.0.0.1:9/v1"], "cannot reach"),
+        (["show", "zzz"], "no runs yet"),
+    ],
+)
+def test_errors_are_one_clear_line(workdir: Path, args: list[str], message: str) -> None:
+    out = ponder(*args, cwd=workdir)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in out.stderr
+
+
+def test_every_command_has_help(workdir: Path) -> None:
+    for command in ("eval", "ask", "strategies", "tasks", "runs", "show"):
+        out = ponder(command, "--help", cwd=workdir)
+        assert out.returncode == 0 and "Usage" in out.stdout
+    listing = ponder("strategies", cwd=workdir)
+    assert "self-consistency" in listing.stdout and "n: int = 16" in listing.stdout
+    tasks = ponder("tasks", cwd=workdir)
+    assert "gsm8k" in tasks.stdout and "add1" in tasks.stdout

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import math
 
-from ponder.backends.fake import FakeBackend, Scripted, noisy_arithmetic, tokenize
 from ponder.backends.base import StreamEnd
+from ponder.backends.fake import FakeBackend, Scripted, noisy_arithmetic, tokenize
 from ponder.types import Delta, GenerationRequest
 
 
@@ -31,7 +31,7 @@ async def test_logprobs_follow_scripted_confidence() -> None:
                                                             logprobs=True))
     assert sum(sure.logprobs) / len(sure.logprobs) > math.log(0.8)
     assert sum(unsure.logprobs) / len(unsure.logprobs) < math.log(0.4)
-    assert all(len(top) == 3 and top[0][1] == lp for top, lp in zip(sure.top_logprobs, sure.logprobs))
+    assert all(len(top) == 3 and top[0][1] == lp for top, lp in zip(sure.top_logprobs, sure.logprobs, strict=True))
 
 
 async def test_max_tokens_truncates_with_length_finish() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -101,7 +102,8 @@ class LlamaServer:
         self.startup_timeout_s = startup_timeout_s
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="ponder-llama-server-", suffix=".log", delete=False)
+        # The server's log, read back only to explain a failed start; deleted on stop.
+        self._log = tempfile.NamedTemporaryFile(prefix="ponder-llama-server-", suffix=".log", delete=False)  # noqa: SIM115
 
     @property
     def base_url(self) -> str:
@@ -173,10 +175,8 @@ class LlamaServer:
                 process.kill()
                 process.wait(timeout=5)
         self._log.close()
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self._log.name)
-        except OSError:
-            pass
 
 
 _running: set[LlamaServer] = set()

@@ -14,7 +14,9 @@ async def cot(problem: Problem, ctx: Ctx, greedy: bool = True) -> Result:
     With ``greedy=false`` the run's temperature is used, which gives the single-sample baseline that
     sampling strategies are compared against.
     """
-    overrides = {"temperature": 0.0} if greedy else {}
-    (trace,) = await ctx.sample(n=1, **overrides)
+    if greedy:
+        (trace,) = await ctx.sample(n=1, temperature=0.0)
+    else:
+        (trace,) = await ctx.sample(n=1)
     return Result(answer=trace.answer, confidence=None, votes={trace.answer: 1.0} if trace.answer else {},
                   traces=[trace])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ponder.context import Ctx
+from ponder.errors import ConfigError
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Problem, Result
@@ -16,8 +17,6 @@ async def self_consistency(problem: Problem, ctx: Ctx, n: int = 16) -> Result:
     vote share over all N samples, unanswered ones included; ties go to the answer sampled first.
     """
     if n < 1:
-        from ponder.errors import ConfigError
-
         raise ConfigError(f"self-consistency needs n >= 1, got {n}")
     traces = await ctx.sample(n=n)
     result = await vote([t.answer for t in traces], ctx.equivalent)

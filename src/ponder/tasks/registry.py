@@ -1,0 +1,136 @@
+"""The task registry: every task is a ``TaskSpec`` with a loader; ``load_task`` looks names up and slices."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ponder.errors import ConfigError, TaskError
+from ponder.types import Problem
+
+GYM_PREFIX = "gym:"
+DEFAULT_SIZE = 100
+"""How many problems a generated task (arithmetic or reasoning-gym) has when no ``size`` is given."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What ``load_task`` passes to a loader: where data lives, which slice, and how to generate."""
+
+    data_dir: Path | None = None
+    limit: int | None = None
+    seed: int = 0
+    size: int | None = None
+    offset: int = 0
+
+    def window(self, total: int) -> range:
+        """The indices ``[offset, offset + limit)`` clipped to ``[0, total)``, in order."""
+        stop = total if self.limit is None else min(total, self.offset + self.limit)
+        return range(min(self.offset, total), stop)
+
+
+Loader = Callable[[LoadOptions], list[Problem]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its name, a one-line description, where its data comes from and how to load it.
+
+    ``source`` is ``"jsonl"`` (a fixed data set: local JSONL file, else Hugging Face), ``"generated"``
+    (seeded arithmetic generators) or ``"reasoning-gym"``. ``data`` says where the problems come from, for
+    ``ponder tasks``; ``max_tokens`` is a suggested completion budget per sample.
+    """
+
+    name: str
+    description: str
+    source: str
+    data: str
+    max_tokens: int
+    loader: Loader = field(repr=False, compare=False)
+
+    def load(self, options: LoadOptions) -> list[Problem]:
+        return self.loader(options)
+
+
+TaskInfo = TaskSpec
+"""What ``list_tasks`` returns (the spec itself; ``loader`` is the only field a listing ignores)."""
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a task to the registry; names are unique."""
+    if spec.name in _TASKS:
+        raise ValueError(f"task {spec.name!r} is already registered")
+    if spec.name.startswith(GYM_PREFIX):
+        raise ValueError(f"task names starting with {GYM_PREFIX!r} are reserved for reasoning-gym")
+    _TASKS[spec.name] = spec
+    return spec
+
+
+def list_tasks() -> list[TaskSpec]:
+    """Every registered task, plus one ``gym:<dataset>`` entry standing for all reasoning-gym datasets."""
+    from ponder.tasks.gym import GYM_INFO
+
+    return [*_ordered(), GYM_INFO]
+
+
+_SOURCE_ORDER = {"jsonl": 0, "generated": 1}
+
+
+def _ordered() -> list[TaskSpec]:
+    """Registered tasks: fixed data sets first, then generated ones, each in registration order."""
+    return sorted(_TASKS.values(), key=lambda spec: _SOURCE_ORDER.get(spec.source, len(_SOURCE_ORDER)))
+
+
+def known_names() -> list[str]:
+    return [*(spec.name for spec in _ordered()), f"{GYM_PREFIX}<dataset>"]
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec for ``name``; ``gym:<dataset>`` specs are made on demand (importing reasoning-gym)."""
+    name = name.strip()
+    if name.startswith(GYM_PREFIX):
+        from ponder.tasks.gym import gym_task
+
+        return gym_task(name[len(GYM_PREFIX) :])
+    spec = _TASKS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(_TASKS), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise TaskError(f"unknown task {name!r}; {hint}known tasks: {', '.join(known_names())}")
+    return spec
+
+
+def load_task(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    size: int | None = None,
+    offset: int = 0,
+) -> list[Problem]:
+    """Load the problems of task ``name``, in a deterministic order, sliced by ``offset`` and ``limit``.
+
+    ``data_dir`` is where the JSONL sets live (see ``ponder.tasks.datasets``); ``seed`` and ``size`` apply to
+    generated tasks (arithmetic and ``gym:<dataset>``; ``size`` defaults to 100) and are ignored by the
+    fixed data sets. Problem ``i`` of a generated task depends only on the task, the seed and ``i``.
+    """
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit must be >= 0, got {limit}")
+    if offset < 0:
+        raise ConfigError(f"offset must be >= 0, got {offset}")
+    if size is not None and size < 1:
+        raise ConfigError(f"size must be >= 1, got {size}")
+    spec = get_task(name)
+    options = LoadOptions(
+        data_dir=Path(data_dir).expanduser() if data_dir is not None else None,
+        limit=limit,
+        seed=seed,
+        size=size,
+        offset=offset,
+    )
+    return spec.load(options)

@@ -1,0 +1,1 @@
+"""Test doubles for ponder's test suite (fake OpenAI-compatible server, ...)."""

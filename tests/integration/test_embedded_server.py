@@ -17,6 +17,7 @@ from ponder.backends.local import LlamaServer, LocalBackend
 from ponder.backends.openai import OpenAIBackend
 from ponder.context import Ctx, Sampling
 from ponder.strategies import get_strategy
+from ponder.types import GenerationRequest
 from tests.conftest import make_problem
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,7 @@ async def test_stream_matches_tokens_and_cancel_stops_early(llama_server: LlamaS
         trace = stream.trace
         assert trace.cancelled and 10 <= trace.completion_tokens < 400
         assert "".join(trace.tokens) == trace.text
+        assert await _slots_idle(llama_server), "llama-server kept generating a cancelled trace"
         # the server must be free again at once: a full streamed answer still arrives
         async with ctx.stream(max_tokens=16) as full:
             async for _ in full:
@@ -74,6 +76,29 @@ async def test_self_consistency_on_the_embedded_model() -> None:
     assert len(result.traces) == 8 and result.confidence is not None
     assert sum(result.votes.values()) <= 8
     assert backend.server.process is None  # stopped
+
+
+async def _slots_idle(server: LlamaServer, within_s: float = 3.0) -> bool:
+    async with httpx.AsyncClient() as client:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            slots = (await client.get(server.base_url.removesuffix("/v1") + "/slots")).json()
+            if not any(slot["is_processing"] for slot in slots):
+                return True
+            await asyncio.sleep(0.05)
+    return False
+
+
+async def test_token_counts_are_exact_without_logprobs() -> None:
+    # llama-server reports usage for one choice only when n > 1; ponder must still count every token
+    backend = LocalBackend(slots=4, ctx_per_slot=1024)
+    await backend.start()
+    try:
+        request = GenerationRequest([{"role": "user", "content": "Write a poem."}], n=3, max_tokens=20)
+        traces = await backend.complete(request)
+    finally:
+        await backend.aclose()
+    assert [t.completion_tokens for t in traces] == [20, 20, 20] and all(t.logprobs == [] for t in traces)
 
 
 def _children(pid: int) -> list[int]:

@@ -206,7 +206,8 @@ class LocalBackend(OpenAIBackend):
         # llama-server returns n choices natively and top-k logprobs.
         super().__init__("http://127.0.0.1:0/v1", model=path.stem, native_n=True,
                          capabilities=Capabilities(logprobs=True, top_logprobs=20, native_n=True),
-                         name=f"local:{path.name}", max_connections=max(64, slots * 4))
+                         name=f"local:{path.name}", max_connections=max(64, slots * 4),
+                         count_tokens_by_logprobs=True)
 
     async def start(self) -> None:
         await self.server.start()

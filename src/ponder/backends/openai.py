@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ class OpenAIBackend:
         native_n: bool | None = None,
         capabilities: Capabilities | None = None,
         name: str | None = None,
+        count_tokens_by_logprobs: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -43,6 +45,9 @@ class OpenAIBackend:
         self._native_n = native_n
         self.capabilities = capabilities or Capabilities(native_n=native_n is not False)
         self.name = name or f"openai:{self.base_url}"
+        # Some servers (llama-server) report usage for one choice only when n > 1; per-choice logprobs
+        # then give the exact count, so ask for them and drop them if the caller did not.
+        self.count_tokens_by_logprobs = count_tokens_by_logprobs
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -99,14 +104,20 @@ class OpenAIBackend:
 
     async def _complete_once(self, request: GenerationRequest, *, n: int) -> list[Trace]:
         model = await self.resolve_model()
-        payload = build_payload(request, model, n=n, stream=False)
+        drop_logprobs = n > 1 and self.count_tokens_by_logprobs and not request.logprobs
+        payload = build_payload(replace(request, logprobs=True) if drop_logprobs else request, model, n=n,
+                                stream=False)
 
         async def call() -> list[Trace]:
             start = time.perf_counter()
             body = await self._request("POST", "/chat/completions", json=payload)
             return parse_completion(body, latency_s=time.perf_counter() - start)
 
-        return await with_retries(call, self.retry)
+        traces = await with_retries(call, self.retry)
+        if drop_logprobs:
+            for trace in traces:
+                trace.tokens, trace.logprobs, trace.top_logprobs = [], [], []
+        return traces
 
     async def _request(self, method: str, path: str, json: Any = None) -> Any:
         try:
@@ -129,9 +140,11 @@ class OpenAIBackend:
         while True:
             started = False
             try:
-                async for event in self._stream_once(payload):
-                    started = True
-                    yield event
+                # aclosing: closing this generator must close the HTTP stream at once, so the server stops.
+                async with contextlib.aclosing(self._stream_once(payload)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
                 return
             except BackendError as exc:
                 # Once tokens have been handed out the trace cannot be restarted transparently.

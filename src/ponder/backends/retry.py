@@ -69,6 +69,8 @@ def error_from_exception(exc: Exception, url: str) -> BackendError:
     if isinstance(exc, httpx.ConnectError):
         return BackendUnavailable(f"cannot reach the model server at {url} ({exc or 'connection refused'})",
                                   retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return BackendError(f"the model server at {url} closed the connection mid-response ({exc})", retryable=True)
     if isinstance(exc, httpx.TimeoutException):
         return BackendError(f"the model server at {url} timed out ({type(exc).__name__})", retryable=True)
     return BackendError(f"connection to the model server at {url} failed: {type(exc).__name__}: {exc}",

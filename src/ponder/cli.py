@@ -279,7 +279,7 @@ def main() -> None:
     try:
         app()
     except PonderError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -31,8 +31,7 @@ class LiveProgress:
         self._task = self._bar.add_task("eval", total=None, stats="")
 
     def __enter__(self) -> LiveProgress:
-        self._bar.start()
-        return self
+        return self  # the bar appears in start(), once the problems are loaded
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -45,6 +44,7 @@ class LiveProgress:
         else:
             self.console.print(f"run [bold]{run_id}[/]: {progress.total} problems")
         self._bar.update(self._task, total=progress.total, completed=progress.skipped, stats="starting…")
+        self._bar.start()
 
     def update(self, progress: RunProgress) -> None:
         accuracy = progress.accuracy

@@ -37,3 +37,10 @@ class CapabilityError(PonderError):
 
 class BudgetExceeded(PonderError):
     """A problem's token budget is spent; strategies may catch it and answer with what they have."""
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message``, cut to ``limit`` characters: third-party errors made printable."""
+    lines = str(error).strip().splitlines()
+    message = f"{type(error).__name__}: {lines[0]}" if lines and lines[0] else type(error).__name__
+    return message if len(message) <= limit else message[: limit - 3] + "..."

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.answers import check_math, extract_answer
-from ponder.errors import TaskError
+from ponder.errors import TaskError, one_line
 from ponder.tasks.prompts import math_messages
 from ponder.tasks.registry import LoadOptions, TaskSpec, register_task
 from ponder.types import Problem
@@ -166,14 +166,6 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    first = text[0] if text else ""
-    name = type(error).__name__
-    message = f"{name}: {first}" if first else name
-    return message if len(message) <= 200 else message[:197] + "..."
-
-
 def load_hub_rows(ds: JsonlSet) -> list[dict[str, Any]]:
     """Rows of the data set from the Hugging Face Hub; raises RuntimeError with a one-line reason."""
     try:
@@ -187,7 +179,7 @@ def load_hub_rows(ds: JsonlSet) -> list[dict[str, Any]]:
             data = datasets.load_dataset(ds.hub_id, ds.hub_config, split=ds.hub_split)
         return [dict(row) for row in data]
     except Exception as e:  # network, auth, missing dataset, schema: all reported the same way
-        raise RuntimeError(_one_line(e)) from None
+        raise RuntimeError(one_line(e)) from None
 
 
 def load_set(ds: JsonlSet, options: LoadOptions) -> list[Problem]:

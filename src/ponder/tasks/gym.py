@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from ponder.answers import extract_answer
-from ponder.errors import TaskError
+from ponder.errors import TaskError, one_line
 from ponder.tasks.registry import DEFAULT_SIZE, GYM_PREFIX, LoadOptions, TaskSpec
 from ponder.types import Message, Problem
 
@@ -139,11 +139,6 @@ def gym_task(dataset: str) -> TaskSpec:
     )
 
 
-def _one_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
 def load_gym(dataset: str, options: LoadOptions) -> list[Problem]:
     rg = _reasoning_gym()
     size = options.size if options.size is not None else DEFAULT_SIZE
@@ -151,14 +146,14 @@ def load_gym(dataset: str, options: LoadOptions) -> list[Problem]:
     try:
         data = rg.create_dataset(dataset, seed=options.seed, size=size)
     except Exception as e:
-        raise TaskError(f"{name}: reasoning-gym could not create the dataset ({_one_line(e)})") from None
+        raise TaskError(f"{name}: reasoning-gym could not create the dataset ({one_line(e)})") from None
     system: Message = {"role": "system", "content": system_prompt()}
     problems = []
     for i in options.window(size):
         try:
             entry = data[i]
         except Exception as e:
-            raise TaskError(f"{name}: reasoning-gym failed on item {i} ({_one_line(e)})") from None
+            raise TaskError(f"{name}: reasoning-gym failed on item {i} ({one_line(e)})") from None
         gold = entry.get("answer")
         problems.append(
             Problem(

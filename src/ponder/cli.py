@@ -51,6 +51,9 @@ SeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="Sampling seed sent to the server (reproducible samples where the server honours it).")]
 LogprobsOpt = Annotated[bool, typer.Option(
     "--logprobs/--no-logprobs", help="Ask for token logprobs (needed by confidence strategies).")]
+ExtraOpt = Annotated[list[str] | None, typer.Option(
+    "--extra", help="Extra request parameter KEY=VALUE passed to the server unchanged (VALUE is JSON if it parses, "
+    "else a string), e.g. --extra top_k=20; repeat for several.")]
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs [default: ./ponder.db].")]
 
@@ -77,15 +80,29 @@ def _spec(model: str, model_name: str | None, api_key: str | None, server_bin: s
     return parse_model_spec(model, model_name=model_name, api_key=api_key, server_bin=server_bin, slots=slots)
 
 
+def _extra(items: list[str] | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--extra {item!r} must look like KEY=VALUE")
+        try:
+            extra[key.strip()] = json.loads(value)
+        except ValueError:
+            extra[key.strip()] = value
+    return extra
+
+
 def _sampling(temperature: float, top_p: float | None, max_tokens: int, seed: int | None,
-              logprobs: bool) -> Sampling:
+              logprobs: bool, extra: list[str] | None = None) -> Sampling:
     if temperature < 0:
         raise ConfigError(f"--temperature must be >= 0, got {temperature}")
     if max_tokens < 1:
         raise ConfigError(f"--max-tokens must be >= 1, got {max_tokens}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
-    return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, logprobs=logprobs)
+    return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, logprobs=logprobs,
+                    extra=_extra(extra))
 
 
 def _open_store(path: Path | None) -> Any:
@@ -120,6 +137,7 @@ def eval_command(
     max_tokens: MaxTokensOpt = 512,
     seed: SeedOpt = None,
     logprobs: LogprobsOpt = True,
+    extra: ExtraOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Problems solved at once.")] = 8,
     max_inflight: Annotated[int, typer.Option("--max-inflight", help="Samples in flight at once.")] = 64,
     budget: Annotated[int | None, typer.Option(
@@ -139,7 +157,7 @@ def eval_command(
 
     config = EvalConfig(
         task=task, strategy=strategy, model=_spec(model, model_name, api_key, server_bin, slots),
-        params=_params(strategy, n, param), sampling=_sampling(temperature, top_p, max_tokens, seed, logprobs),
+        params=_params(strategy, n, param), sampling=_sampling(temperature, top_p, max_tokens, seed, logprobs, extra),
         limit=limit, offset=offset, task_seed=task_seed, task_size=size, data_dir=data_dir,
         concurrency=concurrency, max_inflight=max_inflight, token_budget=budget, run_id=run,
     )
@@ -171,6 +189,7 @@ def ask(
     max_tokens: MaxTokensOpt = 512,
     seed: SeedOpt = None,
     logprobs: LogprobsOpt = True,
+    extra: ExtraOpt = None,
     raw: Annotated[bool, typer.Option("--raw", help="Send the question as is, without the step-by-step "
                                                      "and \\boxed{} instruction.")] = False,
     show_traces: Annotated[bool, typer.Option("--traces", help="Print every sampled trace.")] = False,
@@ -181,7 +200,7 @@ def ask(
     outcome = asyncio.run(ask_question(
         question, strategy=strategy, params=_params(strategy, n, param),
         spec=_spec(model, model_name, api_key, server_bin), sampling=_sampling(temperature, top_p, max_tokens,
-                                                                               seed, logprobs),
+                                                                               seed, logprobs, extra),
         raw=raw,
     ))
     result, usage = outcome

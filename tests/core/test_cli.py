@@ -68,3 +68,15 @@ def test_every_command_has_help(workdir: Path) -> None:
     assert "self-consistency" in listing.stdout and "n: int = 16" in listing.stdout
     tasks = ponder("tasks", cwd=workdir)
     assert "gsm8k" in tasks.stdout and "add1" in tasks.stdout
+
+
+def test_extra_parameters_reach_the_server(workdir: Path) -> None:
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    with FakeOpenAIServer("The answer is 4.") as srv:
+        out = ponder("ask", "What is 2 + 2?", "--model", f"openai:{srv.base_url}", "--n", "2", "--extra", "top_k=20",
+                     "--extra", 'chat_template_kwargs={"enable_thinking": false}', "--extra", "mode=fast", cwd=workdir)
+        assert out.returncode == 0, out.stderr
+        sent = srv.requests[0]
+    assert sent["top_k"] == 20 and sent["chat_template_kwargs"] == {"enable_thinking": False}
+    assert sent["mode"] == "fast" and "answer: 4" in out.stdout

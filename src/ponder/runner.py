@@ -17,7 +17,9 @@ from ponder.errors import BackendUnavailable, ConfigError, PonderError
 from ponder.store import ProblemRecord, Store
 from ponder.strategies import coerce_params, get_strategy
 from ponder.tasks import load_task
-from ponder.types import Problem, Result, Trace
+from ponder.types import Problem, Result
+
+FAIL_FAST = 5  # stop a run whose first problems all fail: the cause is systematic, not bad luck
 
 
 @dataclass
@@ -187,6 +189,9 @@ async def _run_problems(backend: Backend, config: EvalConfig, store: Store, run_
                 error = f"{type(exc).__name__}: {exc}"
             record = _record(problem, position, ctx, result, error, time.perf_counter() - start)
             await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls)
+            if record.error is not None and progress.done == progress.errors and progress.errors + 1 >= FAIL_FAST:
+                raise PonderError(f"the first {FAIL_FAST} problems all failed, the last with {record.error}; "
+                                  "fix the cause and run the same command again to retry them")
             progress.done += 1
             progress.correct += int(bool(record.correct))
             progress.errors += int(record.error is not None)
@@ -203,6 +208,3 @@ async def _run_problems(backend: Backend, config: EvalConfig, store: Store, run_
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
-
-def traces_of(store: Store, run_id: str) -> list[tuple[str, Trace]]:
-    return store.traces(run_id)

@@ -249,13 +249,25 @@ class Store:
     # ---- results --------------------------------------------------------------------------------
 
     def done_problems(self, run_id: str) -> set[str]:
+        """Problems with a result; those that ended in an error are not done and are tried again."""
         with self._lock:
-            rows = self._db.execute("SELECT problem_id FROM results WHERE run_id = ?", (run_id,)).fetchall()
+            rows = self._db.execute(
+                "SELECT problem_id FROM results WHERE run_id = ? AND error IS NULL", (run_id,)
+            ).fetchall()
         return {r[0] for r in rows}
 
     def save_problem(self, run_id: str, record: ProblemRecord, calls: Sequence[Call]) -> None:
-        """Write a finished problem with all its calls and traces, atomically."""
+        """Write a finished problem with all its calls and traces, atomically, replacing an earlier failed try."""
         with self._transaction() as db:
+            failed = db.execute(
+                "SELECT 1 FROM results WHERE run_id = ? AND problem_id = ? AND error IS NOT NULL",
+                (run_id, record.problem_id),
+            ).fetchone()
+            if failed:
+                key = (run_id, record.problem_id)
+                db.execute("DELETE FROM traces WHERE run_id = ? AND problem_id = ?", key)
+                db.execute("DELETE FROM calls WHERE run_id = ? AND problem_id = ?", key)
+                db.execute("DELETE FROM results WHERE run_id = ? AND problem_id = ?", key)
             for seq, call in enumerate(calls):
                 cursor = db.execute(
                     "INSERT INTO calls (run_id, problem_id, seq, kind, messages, params, started_at, latency_s,"

@@ -199,3 +199,17 @@ async def test_unreachable_server_is_one_clear_error() -> None:
     with pytest.raises(BackendUnavailable, match=r"cannot reach the model server at http://127\.0\.0\.1:9/v1"):
         await backend.start()
     await backend.aclose()
+
+
+async def test_n_above_the_servers_limit_is_split_into_chunks() -> None:
+    message = "Field 'n': Value must be between 1 <= value <= 16, but got 40"
+    with FakeOpenAIServer("The answer is 4.", faults=[Fault("bad_request", message=message)]) as srv:
+        backend = backend_for(srv)
+        traces = await backend.complete(request(n=40, seed=5))
+        assert len(traces) == 40 and [t.index for t in traces] == list(range(40))
+        assert sorted(r["n"] for r in srv.requests[1:]) == [8, 16, 16]
+        assert sorted(r["seed"] for r in srv.requests[1:]) == [5, 21, 37]
+        srv.clear_records()
+        await backend.complete(request(n=20))  # the limit is remembered: no failed try first
+        assert sorted(r["n"] for r in srv.requests) == [4, 16]
+        await backend.aclose()

@@ -71,3 +71,12 @@ async def test_unreachable_server_stops_the_run_with_a_clear_error(tmp_path: Pat
         config = _config(model=parse_model_spec("openai:http://127.0.0.1:9/v1"))
         with pytest.raises(BackendUnavailable, match="cannot reach"):
             await run_eval(config, store)
+
+
+async def test_a_systematic_failure_stops_the_run_early(store: Store) -> None:
+    from ponder.errors import PonderError
+
+    config = _config(strategy="cot", params={}, token_budget=0, limit=30, concurrency=1)
+    with pytest.raises(PonderError, match="first 5 problems all failed"):
+        await run_eval(config, store)
+    assert len(store.results(config.resolved_run_id())) == 5

@@ -88,3 +88,15 @@ def test_two_connections_can_write(tmp_path: Path) -> None:
         for i in range(20):
             (a if i % 2 else b).save_problem("r", _record(f"p{i}"), [_call()])
         assert len(a.done_problems("r")) == 20 and b.integrity_ok()
+
+
+def test_a_failed_problem_is_retried_and_replaced(store: Store) -> None:
+    store.ensure_run("r", task="t", strategy="s", model="m", config={})
+    failed = _record("p1")
+    failed.error, failed.correct = "BackendError: boom", None
+    store.save_problem("r", failed, [_call()])
+    assert store.done_problems("r") == set()  # an error is not done: a resume tries it again
+    store.save_problem("r", _record("p1"), [_call()])
+    (result,) = store.results("r")
+    assert result.error is None and result.correct is True
+    assert len(store.traces("r")) == 2  # the failed try's traces are gone with it

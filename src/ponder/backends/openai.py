@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
@@ -37,6 +38,7 @@ class OpenAIBackend:
         capabilities: Capabilities | None = None,
         name: str | None = None,
         count_tokens_by_logprobs: bool = False,
+        max_n: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -48,6 +50,8 @@ class OpenAIBackend:
         # Some servers (llama-server) report usage for one choice only when n > 1; per-choice logprobs
         # then give the exact count, so ask for them and drop them if the caller did not.
         self.count_tokens_by_logprobs = count_tokens_by_logprobs
+        # The most choices one request may ask for (llama-server: 16); larger n is split into chunks.
+        self.max_n = max_n
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -83,7 +87,16 @@ class OpenAIBackend:
         return traces
 
     async def _complete_native(self, request: GenerationRequest) -> list[Trace]:
-        traces = await self._complete_once(request, n=request.n)
+        if self.max_n is not None and request.n > self.max_n:
+            return await self._complete_chunked(request, self.max_n)
+        try:
+            traces = await self._complete_once(request, n=request.n)
+        except BackendError as exc:
+            limit = _n_limit(exc)
+            if limit is None or limit >= request.n:
+                raise
+            self.max_n = limit  # learnt from the server's own message; remembered for later calls
+            return await self._complete_chunked(request, limit)
         if len(traces) < request.n:
             # The server ignored n (Ollama, some proxies): emulate it from now on.
             self._native_n = False
@@ -94,6 +107,15 @@ class OpenAIBackend:
         elif self._native_n is None:
             self._native_n = True
         return traces[: request.n]
+
+    async def _complete_chunked(self, request: GenerationRequest, size: int) -> list[Trace]:
+        """Requests of at most ``size`` choices each, sent concurrently; seeds offset per chunk."""
+        chunks = []
+        for start in range(0, request.n, size):
+            seed = None if request.seed is None else request.seed + start
+            chunks.append(replace(request, n=min(size, request.n - start), seed=seed))
+        results = await asyncio.gather(*(self._complete_native(chunk) for chunk in chunks))
+        return [trace for traces in results for trace in traces]
 
     async def _complete_each(self, request: GenerationRequest) -> list[Trace]:
         """n concurrent single-sample requests; seeds are offset so the samples differ."""
@@ -212,6 +234,21 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+_N_LIMIT = re.compile(r"'n'.*?<=\s*value\s*<=\s*(\d+)|\bn\b.*?(?:at most|less than or equal to|<=)\s*(\d+)",
+                      re.IGNORECASE)
+
+
+def _n_limit(exc: BackendError) -> int | None:
+    """The largest n a server accepts, when its 400 error says so (e.g. llama-server's '1 <= value <= 16')."""
+    if exc.status != 400:
+        return None
+    match = _N_LIMIT.search(str(exc))
+    if not match:
+        return None
+    limit = int(match.group(1) or match.group(2))
+    return limit if limit >= 1 else None
 
 
 def _delta_from_choice(choice: dict[str, Any], splitter: ThinkSplitter) -> Delta:

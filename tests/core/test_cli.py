@@ -80,3 +80,19 @@ def test_extra_parameters_reach_the_server(workdir: Path) -> None:
         sent = srv.requests[0]
     assert sent["top_k"] == 20 and sent["chat_template_kwargs"] == {"enable_thinking": False}
     assert sent["mode"] == "fast" and "answer: 4" in out.stdout
+
+
+def test_bank_record_info_and_replay_with_repeats(workdir: Path) -> None:
+    rec = ponder("bank", "record", "b.bank.jsonl.gz", "--task", "add1", "--model", "fake", "--n", "8", "--size", "10",
+                 "--max-tokens", "64", cwd=workdir)
+    assert rec.returncode == 0, rec.stderr
+    assert "10 × 8 = 80 traces" in rec.stdout
+    info = ponder("bank", "info", "b.bank.jsonl.gz", cwd=workdir)
+    assert "temperature 0.8" in info.stdout
+    out = ponder("eval", "--replay", "b.bank.jsonl.gz", "--n", "4", "--repeats", "3", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert "3 × 10" in out.stdout and "mean over repeats" in out.stdout
+    wrong = ponder("eval", "--replay", "b.bank.jsonl.gz", "--task", "gsm8k", cwd=workdir)
+    assert wrong.returncode == 2 and "does not match the bank" in wrong.stderr
+    bad = ponder("eval", "--task", "add1", "--model", "fake", "--repeats", "3", cwd=workdir)
+    assert bad.returncode == 2 and "--repeats needs --replay" in bad.stderr

@@ -80,3 +80,48 @@ async def test_a_systematic_failure_stops_the_run_early(store: Store) -> None:
     with pytest.raises(PonderError, match="first 5 problems all failed"):
         await run_eval(config, store)
     assert len(store.results(config.resolved_run_id())) == 5
+
+
+async def _bank(tmp_path: Path) -> Path:
+    from ponder.backends.fake import FakeBackend
+    from ponder.bank import record_bank
+
+    path = tmp_path / "add1.bank.jsonl.gz"
+    await record_bank("add1", backend=FakeBackend(), n=16, path=path, size=20, sampling=Sampling(max_tokens=64))
+    return path
+
+
+async def test_replay_runs_are_seeded_repeats_of_one_group(store: Store, tmp_path: Path) -> None:
+    from ponder.bank import Bank
+
+    bank_path = await _bank(tmp_path)
+    bank = Bank.load(bank_path)
+
+    def config(seed: int) -> EvalConfig:
+        return _config(model=parse_model_spec("fake"), replay=bank_path, replay_seed=seed, sampling=bank.sampling,
+                       params={"n": 3}, limit=None, store_traces=False)
+
+    a, b, a_again = [await run_eval(config(s), store) for s in (0, 1, 0)]
+    assert a.run_id != b.run_id and a.run_id == a_again.run_id and a_again.resumed
+    assert config(0).group() == config(1).group()
+    assert {r.id: r.config["group"] for r in store.runs()} == {a.run_id: config(0).group(), b.run_id: config(0).group()}
+    results = {run: store.results(run) for run in (a.run_id, b.run_id)}
+    assert all(len(rows) == 20 for rows in results.values())
+    assert store.traces(a.run_id) == []  # replayed traces live in the bank
+    # the served traces, and so the votes, differ between seeds on at least one problem
+    assert [r.votes for r in results[a.run_id]] != [r.votes for r in results[b.run_id]]
+    # tokens are the bank's own: 3 recorded traces per problem
+    per_problem = {p.id: p.traces for p in bank.problems.values()}
+    assert all(r.completion_tokens <= 3 * max(t.completion_tokens for t in per_problem[r.problem_id])
+               for r in results[a.run_id])
+
+
+async def test_replay_refuses_samples_the_bank_cannot_stand_for(store: Store, tmp_path: Path) -> None:
+    from ponder.bank import Bank
+
+    bank_path = await _bank(tmp_path)
+    config = _config(strategy="cot", params={}, replay=bank_path, sampling=Bank.load(bank_path).sampling, limit=None)
+    with pytest.raises(ConfigError, match="temperature"):
+        await run_eval(config, store)  # greedy decoding cannot be served from temperature-0.8 samples
+    (run,) = store.runs()
+    assert len(store.results(run.id)) == 0

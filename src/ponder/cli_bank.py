@@ -1,0 +1,113 @@
+"""``ponder bank``: record trace banks and inspect them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ponder.cli_options import (
+    ApiKeyOpt,
+    ExtraOpt,
+    MaxTokensOpt,
+    ModelNameOpt,
+    ModelOpt,
+    SeedOpt,
+    ServerBinOpt,
+    TemperatureOpt,
+    TopPOpt,
+    backend_spec,
+    console,
+    sampling_from,
+)
+from ponder.errors import ConfigError
+
+bank_app = typer.Typer(help="Record banks of traces with logprobs, for offline replay of any strategy.",
+                       no_args_is_help=True)
+
+
+@bank_app.command("record")
+def record(
+    out: Annotated[Path, typer.Argument(help="Bank file to write, e.g. add1.bank.jsonl.gz.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="Task name; see 'ponder tasks'.")] = "add1",
+    n: Annotated[int, typer.Option("--n", "-n", help="Traces per problem.")] = 64,
+    limit: Annotated[int | None, typer.Option("--limit", help="Record only the first N problems.")] = None,
+    offset: Annotated[int, typer.Option("--offset", help="Skip the first K problems.")] = 0,
+    size: Annotated[int | None, typer.Option("--size", help="Problems to generate (generated tasks).")] = None,
+    task_seed: Annotated[int, typer.Option("--task-seed", help="Seed of generated tasks.")] = 0,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", envvar="PONDER_DATA_DIR", show_envvar=True, help="Folder with the JSONL data sets.")] = None,
+    model: ModelOpt = "local",
+    model_name: ModelNameOpt = None,
+    api_key: ApiKeyOpt = None,
+    server_bin: ServerBinOpt = None,
+    slots: Annotated[int, typer.Option("--slots", help="Parallel slots of the embedded llama-server.")] = 16,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    seed: SeedOpt = None,
+    top_logprobs: Annotated[int, typer.Option("--top-logprobs", help="Alternatives recorded per token.")] = 5,
+    extra: ExtraOpt = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Problems recorded at once.")] = 4,
+) -> None:
+    """Record N traces per problem with full token logprobs into a portable bank file.
+
+    A killed recording resumes when run again with the same settings; a larger --limit extends a bank.
+    """
+    from ponder.backends import open_backend
+    from ponder.bank import record_bank
+    from ponder.context import Sampling
+
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    spec = backend_spec(model, model_name, api_key, server_bin, slots)
+    sampling = sampling_from(temperature, top_p, max_tokens, seed, True, extra, Sampling(top_logprobs=top_logprobs))
+    bar = Progress(TextColumn("[bold]record"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console)
+    job = bar.add_task("record", total=None, stats="")
+
+    async def go() -> None:
+        async with open_backend(spec) as backend:
+            await record_bank(
+                task, backend=backend, n=n, path=out, sampling=sampling, limit=limit, offset=offset, seed=task_seed,
+                size=size, data_dir=data_dir, model=spec.describe(), model_name=spec.model_name,
+                concurrency=concurrency, chunk=slots,
+                on_progress=lambda p: bar.update(job, total=p.total, completed=p.done + p.skipped,
+                                                 stats=f"{p.traces:,} traces · {p.completion_tokens:,} tok"),
+            )
+
+    with bar:
+        try:
+            asyncio.run(go())
+        except KeyboardInterrupt:
+            console.print("interrupted: recorded problems are kept; run the same command again to resume")
+            raise typer.Exit(130) from None
+    info(out)
+
+
+@bank_app.command("info")
+def info(bank_path: Annotated[Path, typer.Argument(help="A bank file.")]) -> None:
+    """Print a bank's model, task, sampling settings and counts."""
+    from ponder.bank import Bank
+
+    bank = Bank.load(bank_path)
+    stats = bank.stats()
+    table = Table(title=str(bank_path), show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("model", f"{bank.model}" + (f" ({bank.model_name})" if bank.model_name else ""))
+    table.add_row("task", f"{bank.task.name} (seed {bank.task.seed}, size {bank.task.size})")
+    s = bank.sampling
+    table.add_row("sampling", f"temperature {s.temperature}, top_p {s.top_p}, max_tokens {s.max_tokens}, "
+                              f"top_logprobs {s.top_logprobs}")
+    table.add_row("problems × traces", f"{stats['problems']} × {bank.n} = {stats['traces']:,} traces")
+    accuracy = stats["trace_accuracy"]
+    table.add_row("correct traces", f"{accuracy:.3f}" if accuracy is not None else "–")
+    cut = stats["length_cut"]
+    table.add_row("completion tokens", f"{stats['completion_tokens']:,} ({cut} traces cut by max_tokens)")
+    table.add_row("format", f"ponder-bank v{bank.version}, written by ponder {bank.ponder_version}, {bank.created_at}")
+    console.print(table)

@@ -1,0 +1,278 @@
+"""Trace banks: recording, the file format, round trips, bad files, crash-safe resumable recording."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ponder.backends.base import Capabilities
+from ponder.backends.fake import FakeBackend
+from ponder.bank import FORMAT, VERSION, Bank, BankError, RecordProgress, partial_path, record_bank
+from ponder.context import Sampling
+from ponder.errors import CapabilityError
+from ponder.types import GenerationRequest, Trace
+
+SAMPLING = Sampling(temperature=0.8, max_tokens=96, seed=7, top_logprobs=5)
+
+
+async def _record(path: Path, backend: FakeBackend | None = None, **kw: object) -> Bank:
+    options: dict = {"n": 6, "limit": 5, "sampling": SAMPLING, "chunk": 4, "concurrency": 2}
+    options.update(kw)
+    return await record_bank("add1", backend=backend or FakeBackend(), path=path, **options)
+
+
+async def test_record_writes_header_and_traces_that_round_trip_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "add1.bank.jsonl.gz"
+    backend = FakeBackend()
+    seen: list[int] = []
+    bank = await _record(path, backend, model="fake (scripted)", on_progress=lambda p: seen.append(p.done))
+    assert seen == [0, 1, 2, 3, 4, 5]
+    assert max(call.request.n for call in backend.calls) == 4  # n=6 drawn in chunks of at most 4
+    assert all(call.request.logprobs and call.request.top_logprobs == 5 for call in backend.calls)
+
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        header = json.loads(fh.readline())
+        first = json.loads(fh.readline())
+    assert header["format"] == FORMAT and header["version"] == VERSION
+    assert header["model"] == "fake (scripted)" and header["n"] == 6 and header["problem_count"] == 5
+    assert header["task"] == {"name": "add1", "seed": 0, "size": None, "offset": 0, "limit": 5, "data_dir": None}
+    assert header["sampling"] == {"temperature": 0.8, "top_p": None, "max_tokens": 96, "seed": 7, "logprobs": True,
+                                  "top_logprobs": 5, "extra": {}}
+    assert header["prompt"]["messages"] == first["messages"]
+    assert set(first) == {"id", "messages", "gold", "traces"}
+    assert {"text", "reasoning", "tokens", "logprobs", "top_logprobs", "finish_reason", "prompt_tokens",
+            "completion_tokens", "answer", "correct"} <= set(first["traces"][0])
+
+    loaded = Bank.load(path)
+    assert loaded.header() == bank.header()
+    assert list(loaded.problems) == [f"add1/seed0/{i}" for i in range(5)]
+    assert loaded.problems == bank.problems  # every trace field, tokens/logprobs/top_logprobs included
+    trace = loaded.problems["add1/seed0/0"].traces[0]
+    assert trace.tokens and len(trace.tokens) == len(trace.logprobs) == len(trace.top_logprobs)
+    assert isinstance(trace.top_logprobs[0][0], tuple) and len(trace.top_logprobs[0]) == 5
+    assert loaded.digest == bank.digest and loaded.path == path
+
+
+async def test_traces_are_marked_with_answer_and_correctness(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "b.bank.jsonl.gz")
+    marks = [(t.answer, t.correct, p.gold) for p in bank.problems.values() for t in p.traces]
+    assert len(marks) == 30
+    assert all(answer is not None and correct == (answer == gold) for answer, correct, gold in marks)
+    assert {correct for _, correct, _ in marks} == {True, False}  # the noisy solver is sometimes wrong
+
+
+async def test_logprobs_survive_infinities_and_unicode(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "a.bank.jsonl.gz")
+    problem = next(iter(bank.problems.values()))
+    problem.traces[0] = Trace(text="π ≈ 3", tokens=["π", " ≈", " 3"], logprobs=[-float("inf"), -0.5, -1e-9],
+                              top_logprobs=[[("π", -float("inf"))], [(" ≈", -0.5)], [(" 3", -1e-9)]],
+                              finish_reason="stop", prompt_tokens=3, completion_tokens=3, answer="3", correct=False)
+    bank.save(tmp_path / "b.bank.jsonl.gz")
+    assert Bank.load(tmp_path / "b.bank.jsonl.gz").problems == bank.problems
+
+
+async def test_save_is_deterministic_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "a.bank.jsonl.gz")
+    bank.save(tmp_path / "b.bank.jsonl.gz")
+    assert (tmp_path / "a.bank.jsonl.gz").read_bytes() == (tmp_path / "b.bank.jsonl.gz").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bank.jsonl.gz", "b.bank.jsonl.gz"]
+
+
+async def test_uncompressed_banks_are_read_too(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "a.bank.jsonl.gz")
+    plain = tmp_path / "a.bank.jsonl"
+    plain.write_bytes(gzip.decompress((tmp_path / "a.bank.jsonl.gz").read_bytes()))
+    assert Bank.load(plain).problems == bank.problems
+
+
+# ---- bad files --------------------------------------------------------------------------------------
+
+
+def _one_line_error(path: Path) -> str:
+    with pytest.raises(BankError) as info:
+        Bank.load(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+@pytest.fixture
+async def bank_file(tmp_path: Path) -> Path:
+    path = tmp_path / "good.bank.jsonl.gz"
+    await _record(path)
+    return path
+
+
+def _rewrite(src: Path, dst: Path, edit_header: dict) -> Path:
+    lines = gzip.decompress(src.read_bytes()).decode().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header.update(edit_header)
+    dst.write_bytes(gzip.compress((json.dumps(header) + "\n" + "".join(lines[1:])).encode()))
+    return dst
+
+
+def test_missing_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    assert "cannot read bank" in _one_line_error(tmp_path / "nope.bank.jsonl.gz")
+    (tmp_path / "notes.txt").write_text("hello world\n")
+    assert "not a ponder trace bank" in _one_line_error(tmp_path / "notes.txt")
+    (tmp_path / "other.jsonl.gz").write_bytes(gzip.compress(b'{"format": "something-else", "version": 1}\n'))
+    assert "not a ponder trace bank" in _one_line_error(tmp_path / "other.jsonl.gz")
+    (tmp_path / "empty.gz").write_bytes(gzip.compress(b""))
+    assert "empty" in _one_line_error(tmp_path / "empty.gz")
+    (tmp_path / "binary.bin").write_bytes(bytes(range(256)))
+    assert "not a ponder trace bank" in _one_line_error(tmp_path / "binary.bin")
+
+
+def test_newer_versions_are_refused(bank_file: Path, tmp_path: Path) -> None:
+    newer = _rewrite(bank_file, tmp_path / "v2.bank.jsonl.gz", {"version": VERSION + 1})
+    message = _one_line_error(newer)
+    assert f"version {VERSION + 1}" in message and "upgrade ponder" in message
+
+
+def test_truncated_gzip_names_the_file_and_line(bank_file: Path, tmp_path: Path) -> None:
+    data = bank_file.read_bytes()
+    cut = tmp_path / "cut.bank.jsonl.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    message = _one_line_error(cut)
+    assert "truncated or corrupt" in message and "line" in message
+
+
+def test_corrupt_gzip_is_refused(bank_file: Path, tmp_path: Path) -> None:
+    data = bytearray(bank_file.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 40):
+        data[i] ^= 0x55
+    bad = tmp_path / "bad.bank.jsonl.gz"
+    bad.write_bytes(bytes(data))
+    assert "truncated or corrupt" in _one_line_error(bad)
+
+
+def test_lost_problem_lines_are_noticed(bank_file: Path, tmp_path: Path) -> None:
+    lines = gzip.decompress(bank_file.read_bytes()).decode().splitlines(keepends=True)
+    short = tmp_path / "short.bank.jsonl.gz"
+    short.write_bytes(gzip.compress("".join(lines[:-2]).encode()))
+    assert "announces 5 problems but it holds 3" in _one_line_error(short)
+    broken = tmp_path / "broken.bank.jsonl.gz"
+    record = json.loads(lines[2])
+    del record["traces"]
+    broken.write_bytes(gzip.compress("".join([*lines[:2], json.dumps(record) + "\n", *lines[3:]]).encode()))
+    assert "line 3" in _one_line_error(broken)
+
+
+# ---- crash-safe, resumable recording ----------------------------------------------------------------
+
+
+@dataclass
+class Crashy:
+    """A FakeBackend that dies on the ``fail_at``-th request."""
+
+    inner: FakeBackend
+    fail_at: int
+    name: str = "fake"
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    requests: int = 0
+
+    async def complete(self, request: GenerationRequest) -> list[Trace]:
+        self.requests += 1
+        if self.requests >= self.fail_at:
+            raise RuntimeError("server died")
+        return await self.inner.complete(request)
+
+    def stream(self, request: GenerationRequest):  # type: ignore[no-untyped-def]
+        return self.inner.stream(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_killed_recording_resumes_without_resampling_done_problems(tmp_path: Path) -> None:
+    path = tmp_path / "add1.bank.jsonl.gz"
+    with pytest.raises(RuntimeError, match="server died"):
+        # 2 requests per problem (n=6, chunk 4): the 6th request is problem 3's second chunk
+        await _record(path, Crashy(FakeBackend(), fail_at=6), concurrency=1)  # type: ignore[arg-type]
+    assert not path.exists()
+    partial = partial_path(path)
+    lines = partial.read_text().splitlines()
+    assert len(lines) == 1 + 2  # header + problems 0 and 1 (problem 2 was in flight)
+    with open(partial, "a") as fh:
+        fh.write('{"id": "add1/seed0/2", "messages": [{"ro')  # killed mid-write: a torn last line
+
+    backend = FakeBackend()
+    progress: list[RecordProgress] = []
+    bank = await _record(path, backend, on_progress=progress.append)
+    asked = {call.request.messages[-1]["content"][:14] for call in backend.calls}
+    questions = [p.messages[-1]["content"][:14] for p in bank.problems.values()]
+    assert asked == set(questions[2:])  # problems 0 and 1 came from the partial file
+    assert progress[-1].skipped == 2 and progress[-1].done == 3
+    assert not partial.exists()
+
+    fresh = await _record(tmp_path / "fresh.bank.jsonl.gz")
+    assert Bank.load(path).problems == fresh.problems  # same traces as an uninterrupted recording
+
+
+async def test_a_finished_bank_is_extended_by_a_larger_limit(tmp_path: Path) -> None:
+    path = tmp_path / "add1.bank.jsonl.gz"
+    await _record(path, limit=3)
+    backend = FakeBackend()
+    bank = await _record(path, backend, limit=5)
+    assert len(bank.problems) == 5 and len(backend.calls) == 4  # only problems 3 and 4, two chunks each
+    again = FakeBackend()
+    assert (await _record(path, again, limit=5)).problems == bank.problems and not again.calls
+
+
+async def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "add1.bank.jsonl.gz"
+    await _record(path, limit=2)
+    with pytest.raises(BankError, match=r"other settings \(sampling.temperature 0.8 there vs 0.5 now\)"):
+        await _record(path, sampling=Sampling(temperature=0.5, max_tokens=96, seed=7, top_logprobs=5))
+    with pytest.raises(BankError, match="n 6 there vs 8 now"):
+        await _record(path, n=8)
+
+
+async def test_recording_needs_logprobs(tmp_path: Path) -> None:
+    with pytest.raises(CapabilityError, match="logprobs"):
+        await _record(tmp_path / "x.bank.jsonl.gz", FakeBackend(logprobs=False))
+
+
+# ---- problems of the bank ---------------------------------------------------------------------------
+
+
+async def test_problems_for_task_reload_the_task_in_bank_order(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "a.bank.jsonl.gz", offset=2, limit=3)
+    bank.problems = dict(reversed(bank.problems.items()))
+    problems = bank.problems_for_task()
+    assert [p.id for p in problems] == list(bank.problems) and bank.warning is None
+    assert all(p.meta["index"] in (2, 3, 4) for p in problems)
+    assert [p.messages for p in problems] == [bp.messages for bp in bank.problems.values()]
+
+
+async def test_problems_for_task_fall_back_when_the_task_is_gone(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "a.bank.jsonl.gz", limit=2)
+    bank.task.name = "no-such-task"
+    problems = bank.problems_for_task()
+    assert [p.id for p in problems] == list(bank.problems)
+    assert bank.warning is not None and "could not be loaded" in bank.warning
+    assert await problems[0].checker(problems[0].gold, problems[0])
+
+
+async def test_problems_for_task_refuse_ids_the_task_lacks(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "a.bank.jsonl.gz", limit=2)
+    bank.task.size = 1  # the task no longer has problem 1
+    with pytest.raises(BankError, match="not in task 'add1'"):
+        bank.problems_for_task()
+
+
+async def test_problems_for_task_keep_the_bank_prompts_and_take_the_task_golds(tmp_path: Path) -> None:
+    bank = await _record(tmp_path / "a.bank.jsonl.gz", limit=2)
+    first = next(iter(bank.problems.values()))
+    task_gold = first.gold
+    first.gold = "wrong"
+    first.messages = [{"role": "user", "content": "What is 4 + 5? Reply with a number."}]
+    problems = bank.problems_for_task()
+    assert problems[0].gold == task_gold and problems[0].messages == first.messages
+    assert bank.warning is not None and "1 prompts, 1 gold answers" in bank.warning
+    stats = bank.stats()
+    assert stats["problems"] == 2 and stats["traces"] == 12 and 0 < stats["trace_accuracy"] < 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,6 +18,7 @@ from ponder.cli_options import (
     ModelOpt,
     SeedOpt,
     ServerBinOpt,
+    StoreOpt,
     TemperatureOpt,
     TopPOpt,
     backend_spec,
@@ -25,6 +26,10 @@ from ponder.cli_options import (
     sampling_from,
 )
 from ponder.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ponder.bank import Bank
+    from ponder.store import Store
 
 bank_app = typer.Typer(help="Record banks of traces with logprobs, for offline replay of any strategy.",
                        no_args_is_help=True)
@@ -111,3 +116,59 @@ def info(bank_path: Annotated[Path, typer.Argument(help="A bank file.")]) -> Non
     table.add_row("completion tokens", f"{stats['completion_tokens']:,} ({cut} traces cut by max_tokens)")
     table.add_row("format", f"ponder-bank v{bank.version}, written by ponder {bank.ponder_version}, {bank.created_at}")
     console.print(table)
+
+
+@bank_app.command("from-run")
+def from_run(
+    run: Annotated[str, typer.Argument(help="A stored run (id, unique prefix or 'last') that sampled N traces per "
+                                            "problem with logprobs, e.g. a self-consistency run.")],
+    out: Annotated[Path, typer.Argument(help="Bank file to write.")],
+    store: StoreOpt = None,
+) -> None:
+    """Turn a stored live run into a bank, so the samples it paid for can be replayed by any strategy."""
+    from ponder.store import Store, default_store_path
+
+    with Store(store or default_store_path()) as db:
+        bank = bank_from_run(db, run)
+    bank.save(out)
+    info(out)
+
+
+def bank_from_run(db: Store, ref: str) -> Bank:
+    """A bank of a run's traces. Every problem must have the same number of finished traces with logprobs."""
+    from datetime import datetime, timezone
+
+    from ponder import __version__
+    from ponder.bank import Bank, BankProblem, BankTask
+    from ponder.context import Sampling
+
+    row = db.find_run(ref)
+    if "replay" in row.config:
+        raise ConfigError(f"run {row.id} was itself replayed from a bank; use that bank")
+    problems: dict[str, BankProblem] = {}
+    gold = {r.problem_id: r.gold for r in db.results(row.id) if r.error is None}
+    for problem_id, trace in db.traces(row.id):
+        if problem_id not in gold:
+            continue
+        if trace.cancelled or not trace.logprobs:
+            raise ConfigError(f"run {row.id} has cancelled traces or traces without logprobs; record a bank instead")
+        entry = problems.setdefault(problem_id, BankProblem(problem_id, db.messages(row.id, problem_id),
+                                                            gold[problem_id]))
+        entry.traces.append(trace)
+    counts = {len(p.traces) for p in problems.values()}
+    if len(counts) != 1:
+        raise ConfigError(f"run {row.id} has {sorted(counts) or 'no'} traces per problem; a bank needs the same N "
+                          "for every problem")
+    sampling = Sampling(**row.config["sampling"])
+    config = row.config
+    return Bank(
+        task=BankTask(config["task"], seed=config.get("task_seed", 0), size=config.get("task_size")),
+        sampling=sampling, n=counts.pop(), model=row.model, model_name=config.get("model_name"),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), ponder_version=__version__,
+        problems=dict(sorted(problems.items(), key=lambda kv: _position(kv[0]))),
+    )
+
+
+def _position(problem_id: str) -> tuple[int, str]:
+    tail = problem_id.rsplit("/", 1)[-1]
+    return (int(tail), problem_id) if tail.isdigit() else (0, problem_id)

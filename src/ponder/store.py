@@ -321,6 +321,15 @@ class Store:
             rows = self._db.execute(query, args).fetchall()
         return [(r["problem_id"], _trace_from_row(r)) for r in rows]
 
+    def messages(self, run_id: str, problem_id: str) -> list[dict[str, str]]:
+        """The prompt of a problem's first call."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT messages FROM calls WHERE run_id = ? AND problem_id = ? ORDER BY seq LIMIT 1",
+                (run_id, problem_id),
+            ).fetchone()
+        return list(json.loads(row[0])) if row else []
+
     def integrity_ok(self) -> bool:
         with self._lock:
             return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

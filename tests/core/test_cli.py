@@ -96,3 +96,18 @@ def test_bank_record_info_and_replay_with_repeats(workdir: Path) -> None:
     assert wrong.returncode == 2 and "does not match the bank" in wrong.stderr
     bad = ponder("eval", "--task", "add1", "--model", "fake", "--repeats", "3", cwd=workdir)
     assert bad.returncode == 2 and "--repeats needs --replay" in bad.stderr
+
+
+def test_a_live_run_becomes_a_bank(workdir: Path) -> None:
+    live = ponder("eval", "--task", "add1", "--size", "12", "--model", "fake", "--n", "6", "--max-tokens", "64",
+                  cwd=workdir)
+    assert live.returncode == 0, live.stderr
+    made = ponder("bank", "from-run", "last", "run.bank.jsonl.gz", cwd=workdir)
+    assert made.returncode == 0, made.stderr
+    assert "12 × 6 = 72 traces" in made.stdout
+    out = ponder("eval", "--replay", "run.bank.jsonl.gz", "--n", "6", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    # replaying all 6 traces per problem reproduces the live run's votes exactly
+    accuracy = [line for line in out.stdout.splitlines() if "accuracy" in line]
+    live_accuracy = [line for line in live.stdout.splitlines() if "accuracy" in line]
+    assert accuracy == live_accuracy

@@ -1,0 +1,130 @@
+"""Token efficiency of each strategy against self-consistency, replayed from one trace bank.
+
+For every strategy (swept over its sample budget) this prints, from replays of the same bank with the same seeds:
+  - accuracy (mean over repeats) and mean completion tokens per problem;
+  - the tokens it needs to reach self-consistency@N's accuracy (within that accuracy's 95% CI), as a fraction of
+    self-consistency@N's tokens (target on banks where confidence carries signal: <= 0.20 at N = 32);
+  - its accuracy minus self-consistency's at equal tokens (self-consistency interpolated in log tokens).
+
+Usage: python bench/efficiency.py BANK [--repeats 10] [--target-n 32] [--limit 100]
+Record a bank first, e.g.: ponder bank record add1.bank.jsonl.gz --task add1 --n 64 --max-tokens 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ponder.backends.replay import ReplayBackend
+from ponder.bank import Bank
+from ponder.context import Ctx
+from ponder.metrics import Estimate, bootstrap_mean
+from ponder.runner import solve
+from ponder.types import Problem
+
+
+@dataclass
+class Point:
+    label: str
+    strategy: str
+    params: dict[str, Any]
+    accuracy: Estimate  # bootstrap over problems of per-problem accuracy averaged over repeats
+    tokens: float  # mean completion tokens per problem (cancelled tokens included)
+
+
+async def replay(bank: Bank, problems: list[Problem], strategy: str, params: dict[str, Any],
+                 repeats: int) -> tuple[list[float], float]:
+    """Per-problem accuracy averaged over `repeats` seeds, and mean tokens per problem."""
+    backend = ReplayBackend(bank)
+    correct = np.zeros(len(problems))
+    tokens = 0
+
+    async def one(i: int, problem: Problem, seed: int) -> None:
+        nonlocal tokens
+        ctx = Ctx(backend.for_problem(problem.id, seed=seed), problem, sampling=bank.sampling)
+        result = await solve(problem, ctx, strategy, dict(params))
+        correct[i] += bool(result.info.get("correct"))
+        tokens += ctx.usage.completion_tokens
+
+    for seed in range(repeats):
+        await asyncio.gather(*(one(i, p, seed) for i, p in enumerate(problems)))
+    return list(correct / repeats), tokens / (repeats * len(problems))
+
+
+def label(strategy: str, params: dict[str, Any]) -> str:
+    return strategy + " " + " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def sweeps(max_n: int) -> list[tuple[str, dict[str, Any]]]:
+    """Each strategy over sample budgets up to max_n, with its paper's other defaults."""
+    ns = [n for n in (2, 4, 8, 16, 32, 64) if n <= max_n]
+    grid: list[tuple[str, dict[str, Any]]] = [("cot", {"greedy": False})]
+    grid += [("self-consistency", {"n": n}) for n in ns]
+    grid += [("deepconf", {"mode": "offline", "n": n}) for n in ns if n >= 4]
+    grid += [("deepconf", {"mode": "online", "n": n, "warmup": w}) for n in ns for w in (2, 4, 8) if w < n]
+    grid += [("adaptive-consistency", {"max_n": n}) for n in ns if n >= 4]
+    grid += [("self-certainty", {"n": n, "selection": sel}) for n in ns for sel in ("best", "borda")]
+    grid += [("rpc", {"n": n}) for n in ns if n >= 4]
+    grid += [("crew", {"n": n}) for n in ns]
+    return grid
+
+
+def interpolate_sc(sc: list[Point], tokens: float) -> float:
+    """Self-consistency accuracy at a token count, linear in log tokens between measured points."""
+    xs = [math.log(p.tokens) for p in sc]
+    ys = [p.accuracy.mean for p in sc]
+    return float(np.interp(math.log(max(tokens, 1e-9)), xs, ys))
+
+
+async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None) -> None:
+    bank = Bank.load(bank_path)
+    problems = bank.problems_for_task()[:limit] if limit else bank.problems_for_task()
+    print(f"bank {bank_path.name}: {bank.model}, task {bank.task.name}, {len(problems)} problems × {bank.n} traces, "
+          f"{repeats} repeats")
+    if target_n > bank.n:
+        raise SystemExit(f"--target-n {target_n} exceeds the bank's {bank.n} traces per problem")
+    points: list[Point] = []
+    started = time.perf_counter()
+    for strategy, params in sweeps(bank.n):
+        per_problem, tokens = await replay(bank, problems, strategy, params, repeats)
+        points.append(Point(label(strategy, params), strategy, params, bootstrap_mean(per_problem), tokens))
+    elapsed = time.perf_counter() - started
+
+    sc = sorted((p for p in points if p.strategy == "self-consistency"), key=lambda p: p.tokens)
+    target = next(p for p in sc if p.params["n"] == target_n)
+    print(f"\nself-consistency@{target_n}: accuracy {target.accuracy}, {target.tokens:.1f} tokens/problem "
+          f"({elapsed:.0f} s for {len(points)} configurations)\n")
+    print("| strategy | accuracy [95% CI] | tokens/problem | vs SC at equal tokens | reaches SC@N? | token fraction |")
+    print("|---|---|---|---|---|---|")
+    for p in sorted(points, key=lambda p: (p.strategy, p.tokens)):
+        reaches = p.accuracy.mean >= target.accuracy.low
+        fraction = f"{p.tokens / target.tokens:.3f}" if reaches else "–"
+        delta = p.accuracy.mean - interpolate_sc(sc, p.tokens)
+        print(f"| {p.label} | {p.accuracy} | {p.tokens:.1f} | {delta:+.3f} | {'yes' if reaches else 'no'} | "
+              f"{fraction} |")
+
+    print(f"\ncheapest configuration of each strategy that reaches SC@{target_n}'s accuracy (>= {target.accuracy.low:.3f}):")
+    for strategy in dict.fromkeys(p.strategy for p in points):
+        ok = [p for p in points if p.strategy == strategy and p.accuracy.mean >= target.accuracy.low]
+        if ok:
+            best = min(ok, key=lambda p: p.tokens)
+            print(f"  {strategy:22s} {best.label:45s} {best.tokens / target.tokens:6.3f} of SC@{target_n}'s tokens")
+        else:
+            print(f"  {strategy:22s} does not reach it")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bank", type=Path)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--target-n", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    asyncio.run(main(args.bank, args.repeats, args.target_n, args.limit))

@@ -253,6 +253,24 @@ def show(
         console.print(table)
 
 
+@app.command()
+def report(
+    runs: Annotated[list[str] | None, typer.Argument(
+        help="Run ids, unique prefixes or 'last' [default: all runs in the store].")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and the PNGs.")] = Path(
+        "ponder-report"),
+    title: Annotated[str | None, typer.Option("--title", help="Page title.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write an HTML report: accuracy against tokens with the Pareto frontier, calibration (ECE), and a table
+    with 95% CIs and each strategy's paired difference against self-consistency at the same N."""
+    from ponder.report import build_report
+
+    with open_store(store) as db:
+        index = build_report(db, runs or [], out, title=title)
+    console.print(f"report written to {index}")
+
+
 def main() -> None:
     """Entry point: PonderErrors become one line on stderr and exit code 2."""
     try:

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ponder.metrics import Summary, bootstrap_mean
+from ponder.metrics import Summary
+from ponder.report.stats import mean_across_repeats
 from ponder.runner import Progress as RunProgress
 from ponder.store import ProblemRecord, RunRow
 
@@ -95,8 +96,9 @@ def repeats_table(title: str, repeats: list[list[ProblemRecord]]) -> Table:
     """Replayed runs over several seeds: mean accuracy and tokens across repeats, with a 95% interval."""
     accuracies = [sum(bool(r.correct) for r in rows) / max(len(rows), 1) for rows in repeats]
     tokens = [sum(r.completion_tokens for r in rows) / max(len(rows), 1) for rows in repeats]
-    acc = bootstrap_mean(accuracies)
-    tok = bootstrap_mean(tokens)
+    # Student t across repeats: a bootstrap over a handful of values gives too narrow an interval.
+    acc = mean_across_repeats(accuracies, (0.0, 1.0))
+    tok = mean_across_repeats(tokens)
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")

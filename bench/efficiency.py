@@ -110,7 +110,8 @@ async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None) 
         print(f"| {p.label} | {p.accuracy} | {p.tokens:.1f} | {delta:+.3f} | {'yes' if reaches else 'no'} | "
               f"{fraction} |")
 
-    print(f"\ncheapest configuration of each strategy that reaches SC@{target_n}'s accuracy (>= {target.accuracy.low:.3f}):")
+    print(f"\ncheapest configuration of each strategy that reaches SC@{target_n}'s accuracy "
+          f"(>= {target.accuracy.low:.3f}):")
     for strategy in dict.fromkeys(p.strategy for p in points):
         ok = [p for p in points if p.strategy == strategy and p.accuracy.mean >= target.accuracy.low]
         if ok:

@@ -71,7 +71,7 @@ def strategy(name: str) -> Callable[[StrategyFn], StrategyFn]:
 
 def _load_builtins() -> None:
     # Importing the modules runs their decorators.
-    from ponder.strategies import cot, self_consistency  # noqa: F401
+    from ponder.strategies import adaptive, budget, cot, crew, deepconf, rpc, self_certainty, self_consistency  # noqa: F401
 
 
 def get_strategy(name: str) -> StrategyInfo:

@@ -1,0 +1,181 @@
+"""DeepConf: confidence-filtered, confidence-weighted voting, offline or with early-stopped streams."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Literal
+
+import numpy as np
+
+from ponder import confidence as conf
+from ponder.context import Ctx
+from ponder.errors import BudgetExceeded, ConfigError
+from ponder.strategies.registry import strategy
+from ponder.strategies.voting import Vote, vote
+from ponder.types import Problem, Result, Trace
+
+
+@strategy("deepconf")
+async def deepconf(
+    problem: Problem,
+    ctx: Ctx,
+    mode: Literal["offline", "online"] = "offline",
+    n: int = 64,
+    eta: float = 10.0,
+    measure: conf.MeasureName = "lowest_group",
+    window: int = 2048,
+    warmup: int = 16,
+    tau: float = 0.95,
+    min_tokens: int = 32,
+    batch: int = 8,
+) -> Result:
+    """DeepConf (Fu et al., 2025): vote with the most confident traces; online mode stops the others early.
+
+    From "Deep Think with Confidence".
+
+    Token confidence is ``C_i = -mean(top-k logprobs)``; a trace's confidence is read through ``measure``
+    (default the lowest mean ``C_i`` over sliding windows of ``window`` tokens; see ``ponder.confidence``).
+
+    ``mode=offline``: sample ``n`` traces, keep the top ``eta``% by confidence (``eta=10`` is the paper's
+    DeepConf-low, ``eta=90`` DeepConf-high) and take a confidence-weighted majority vote over them.
+
+    ``mode=online``: ``warmup`` traces (paper: 16) set the stopping bar ``s`` = the ``100 - eta`` percentile of
+    their lowest-group confidences; warm-up traces at or above ``s`` vote. Further traces are streamed
+    ``batch`` at a time, and each is cancelled the moment the mean ``C_i`` of its last ``window`` tokens falls
+    below ``s`` (for traces shorter than the window, the mean of all tokens so far is checked once there are
+    ``min_tokens``). Cancelled traces do not vote but their tokens are counted. New traces stop once the
+    leading answer holds ``tau`` of the vote weight (paper: 0.95) or ``n`` traces (warm-up included) have
+    been launched. The paper's budget is 512 traces; ``n=64`` keeps the default affordable.
+    """
+    ctx.require_logprobs("deepconf")
+    conf.check_measure(measure)
+    if n < 1:
+        raise ConfigError(f"deepconf needs n >= 1, got {n}")
+    if not 0 < eta <= 100:
+        raise ConfigError(f"deepconf eta is a percentage in (0, 100], got {eta}")
+    if window < 1:
+        raise ConfigError(f"deepconf window must be at least 1 token, got {window}")
+    if mode == "offline":
+        return await _offline(ctx, n, eta, measure, window)
+    if measure != "lowest_group":
+        raise ConfigError("deepconf mode=online stops traces by their group confidence: use measure=lowest_group")
+    if warmup < 1 or batch < 1:
+        raise ConfigError("deepconf needs warmup >= 1 and batch >= 1")
+    if not 0 < tau <= 1:
+        raise ConfigError(f"deepconf tau is a vote share in (0, 1], got {tau}")
+    return await _online(ctx, n, eta, window, warmup, tau, min_tokens, batch)
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None
+
+
+async def _weighted_vote(ctx: Ctx, voters: list[Trace], measure: str, window: int) -> Vote:
+    """Confidence-weighted majority over the voters that have an answer (the paper's V(a) = sum of C_t)."""
+    answered = [t for t in voters if t.answer is not None]
+    weights = [conf.vote_weight(conf.measure(t, measure, window=window), measure) for t in answered]
+    return await vote([t.answer for t in answered], ctx.equivalent, weights)
+
+
+async def _offline(ctx: Ctx, n: int, eta: float, measure: str, window: int) -> Result:
+    traces = await ctx.sample(n=n)
+    scores = [conf.measure(t, measure, window=window) for t in traces]
+    keep_count = max(1, math.ceil(len(traces) * eta / 100.0 - 1e-9))
+    # Stable sort: among equal confidences the earlier sample is kept.
+    order = sorted(range(len(traces)), key=lambda i: -scores[i])[:keep_count]
+    kept = [traces[i] for i in sorted(order)]
+    result = await _weighted_vote(ctx, kept, measure, window)
+    return Result(
+        answer=result.winner,
+        confidence=result.share,
+        votes=result.tally,
+        traces=traces,
+        info={
+            "mode": "offline",
+            "measure": measure,
+            "kept": keep_count,
+            "threshold": _finite(min(scores[i] for i in order)),
+            "scores": [_finite(s) for s in scores],
+        },
+    )
+
+
+async def _stream_one(ctx: Ctx, threshold: float, window: int, min_tokens: int) -> Trace:
+    monitor = conf.GroupMonitor(window, min_tokens)
+    async with ctx.stream() as stream:
+        async for delta in stream:
+            if any(
+                (group := monitor.push(tok.logprob, tok.top)) is not None and group < threshold
+                for tok in delta.tokens
+            ):
+                await stream.cancel()
+                break
+    return stream.trace
+
+
+async def _online(
+    ctx: Ctx, n: int, eta: float, window: int, warmup: int, tau: float, min_tokens: int, batch: int
+) -> Result:
+    measure = "lowest_group"
+    warm = await ctx.sample(n=min(warmup, n))
+    warm_scores = [conf.lowest_group_confidence(t, window) for t in warm]
+    finite = [s for s in warm_scores if math.isfinite(s)]
+    threshold = float(np.percentile(finite, 100.0 - eta)) if finite else -math.inf
+    voters = [t for t, s in zip(warm, warm_scores, strict=True) if s >= threshold]
+    traces = list(warm)
+    cancelled, filtered = 0, 0
+    stopped_by = "budget"
+    result = await _weighted_vote(ctx, voters, measure, window)
+    streaming = ctx.backend.capabilities.streaming
+    while True:
+        if result.winner is not None and result.share >= tau:
+            stopped_by = "consensus"
+            break
+        if len(traces) >= n:
+            break
+        size = min(batch, n - len(traces))
+        if streaming:
+            outcomes = await asyncio.gather(
+                *(_stream_one(ctx, threshold, window, min_tokens) for _ in range(size)), return_exceptions=True
+            )
+        else:  # no streaming: nothing can be stopped early, but the bar still filters the vote
+            try:
+                outcomes = list(await ctx.sample(n=size))
+            except BudgetExceeded as exc:
+                outcomes = [exc]
+        budget_hit = False
+        for outcome in outcomes:
+            if isinstance(outcome, BudgetExceeded):
+                budget_hit = True
+                continue
+            if isinstance(outcome, BaseException):
+                raise outcome
+            traces.append(outcome)
+            if outcome.cancelled:
+                cancelled += 1
+            elif conf.lowest_group_confidence(outcome, window) < threshold:
+                filtered += 1  # ended before the check could fire (shorter than min_tokens)
+            else:
+                voters.append(outcome)
+        result = await _weighted_vote(ctx, voters, measure, window)
+        if budget_hit:
+            stopped_by = "token_budget"
+            break
+    return Result(
+        answer=result.winner,
+        confidence=result.share,
+        votes=result.tally,
+        traces=traces,
+        info={
+            "mode": "online",
+            "measure": measure,
+            "threshold": _finite(threshold),
+            "warmup": len(warm),
+            "launched": len(traces),
+            "cancelled": cancelled,
+            "filtered": filtered,
+            "used": len(voters),
+            "stopped_by": stopped_by,
+        },
+    )

@@ -213,3 +213,18 @@ async def test_n_above_the_servers_limit_is_split_into_chunks() -> None:
         await backend.complete(request(n=20))  # the limit is remembered: no failed try first
         assert sorted(r["n"] for r in srv.requests) == [4, 16]
         await backend.aclose()
+
+
+async def test_an_echoed_assistant_prefill_is_cut_from_the_text() -> None:
+    prefill = "Let me think. Therefore, the final answer is"
+
+    def echo_then_answer(request: dict, index: int) -> str:
+        return request["messages"][-1]["content"] + " 4."  # as llama-server does
+
+    with FakeOpenAIServer(echo_then_answer) as srv:
+        backend = backend_for(srv)
+        msgs = [*MESSAGES, {"role": "assistant", "content": prefill}]
+        (trace,) = await backend.complete(GenerationRequest(msgs))
+        (plain,) = await backend.complete(request())  # no prefill: nothing is cut
+        await backend.aclose()
+    assert trace.text.strip() == "4." and plain.text.startswith("What is")

@@ -133,7 +133,7 @@ class OpenAIBackend:
         async def call() -> list[Trace]:
             start = time.perf_counter()
             body = await self._request("POST", "/chat/completions", json=payload)
-            return parse_completion(body, latency_s=time.perf_counter() - start)
+            return parse_completion(body, latency_s=time.perf_counter() - start, prefill=_prefill(request))
 
         traces = await with_retries(call, self.retry)
         if drop_logprobs:
@@ -234,6 +234,12 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _prefill(request: GenerationRequest) -> str:
+    """The assistant message a request asks the model to continue, if it ends with one."""
+    last = request.messages[-1] if request.messages else {}
+    return str(last.get("content") or "") if last.get("role") == "assistant" else ""
 
 
 _N_LIMIT = re.compile(r"'n'.*?<=\s*value\s*<=\s*(\d+)|\bn\b.*?(?:at most|less than or equal to|<=)\s*(\d+)",

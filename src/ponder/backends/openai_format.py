@@ -55,8 +55,12 @@ def reasoning_field(obj: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def parse_completion(body: Any, *, latency_s: float) -> list[Trace]:
-    """Traces of a non-streamed chat completion, one per choice, ordered by index."""
+def parse_completion(body: Any, *, latency_s: float, prefill: str = "") -> list[Trace]:
+    """Traces of a non-streamed chat completion, one per choice, ordered by index.
+
+    ``prefill`` is a final assistant message the model continued; servers that echo it at the start of the
+    content (llama-server) have it cut off, so a trace's text is what the model wrote.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
         raise BackendError(f"server sent a response without 'choices': {str(body)[:200]}")
     usage = body.get("usage") or {}
@@ -66,6 +70,8 @@ def parse_completion(body: Any, *, latency_s: float) -> list[Trace]:
     for position, choice in enumerate(body["choices"]):
         message = choice.get("message") or {}
         content = message.get("content") or ""
+        if prefill and content.startswith(prefill):
+            content = content[len(prefill) :]
         reasoning = reasoning_field(message)
         if not reasoning:
             content, reasoning = split_reasoning(content)

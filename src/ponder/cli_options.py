@@ -43,6 +43,14 @@ LogprobsOpt = Annotated[bool, typer.Option(
 ExtraOpt = Annotated[list[str] | None, typer.Option(
     "--extra", help="Extra request parameter KEY=VALUE passed to the server unchanged (VALUE is JSON if it parses, "
     "else a string), e.g. --extra top_k=20; repeat for several.")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Only the first N problems.")]
+OffsetOpt = Annotated[int, typer.Option("--offset", help="Skip the first K problems.")]
+SizeOpt = Annotated[int | None, typer.Option("--size", help="Problems to generate (generated tasks).")]
+TaskSeedOpt = Annotated[int, typer.Option("--task-seed", help="Seed of generated tasks.")]
+DataDirOpt = Annotated[Path | None, typer.Option(
+    "--data-dir", envvar="PONDER_DATA_DIR", show_envvar=True,
+    help="Folder with the JSONL data sets [default: ./data, then ../shared/data, then Hugging Face].")]
+SlotsOpt = Annotated[int, typer.Option("--slots", help="Parallel slots of the embedded llama-server.")]
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs [default: ./ponder.db].")]
 

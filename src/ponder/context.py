@@ -174,17 +174,6 @@ class Ctx:
         """One sample, token by token; leave the ``async with`` early (or ``cancel()``) to stop it."""
         return TraceStream(self, self.request(messages, n=1, **overrides))
 
-    async def stream_all(self, requests: list[GenerationRequest]) -> list[Trace]:
-        """Stream several requests to the end concurrently (used where per-token timing matters)."""
-
-        async def run(request: GenerationRequest) -> Trace:
-            async with TraceStream(self, request) as stream:
-                async for _ in stream:
-                    pass
-            return stream.trace
-
-        return list(await asyncio.gather(*(run(r) for r in requests)))
-
     # ---- answers --------------------------------------------------------------------------------
 
     def answer(self, trace: Trace) -> str | None:

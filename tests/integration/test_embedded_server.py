@@ -155,3 +155,25 @@ async def test_server_health_endpoint_is_up(llama_server: LlamaServer) -> None:
         response = await client.get(llama_server.base_url.removesuffix("/v1") + "/health")
     assert response.status_code == 200
     await asyncio.sleep(0)
+
+
+async def test_confidence_and_budget_strategies_run_on_the_embedded_server(llama_server: LlamaServer) -> None:
+    backend = OpenAIBackend(llama_server.base_url, count_tokens_by_logprobs=True)
+    try:
+        problem = make_problem(QUESTION)
+        ctx = Ctx(backend, problem, sampling=Sampling(max_tokens=64))
+        online = await get_strategy("deepconf")(problem, ctx, mode="online", n=12, warmup=4, window=8,
+                                                min_tokens=4, eta=50.0, batch=4)
+        assert online.info["warmup"] == 4 and online.info["launched"] <= 12
+        streamed = [c for c in ctx.calls if c.kind == "stream"]
+        assert all(c.usage.completion_tokens == len(c.traces[0].tokens) for c in streamed)
+
+        problem = make_problem("Explain in detail, step by step, how to add 3 and 4. End with 'The answer is N.'")
+        ctx = Ctx(backend, problem, sampling=Sampling(max_tokens=64))
+        elastic = await get_strategy("budget")(problem, ctx, mode="elastic", think_tokens=8, answer_tokens=16)
+        first, second = ctx.calls
+        assert first.request.max_tokens == 8 and second.request.messages[-1]["role"] == "assistant"
+        assert second.request.max_tokens == 16 and elastic.traces
+        assert not second.traces[0].text.startswith(second.request.messages[-1]["content"])  # echo cut
+    finally:
+        await backend.aclose()

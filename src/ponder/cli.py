@@ -41,6 +41,7 @@ from ponder.cli_options import (
     sampling_from,
     strategy_params,
 )
+from ponder.cli_serve import serve
 from ponder.errors import ConfigError, PonderError
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(bank_app, name="bank")
+app.command()(serve)
 
 # ---- commands ------------------------------------------------------------------------------------
 

@@ -211,8 +211,7 @@ class LocalBackend(OpenAIBackend):
 
     async def start(self) -> None:
         await self.server.start()
-        self.base_url = self.server.base_url
-        self._client.base_url = httpx.URL(self.base_url)
+        self.set_base_url(self.server.base_url)
         await super().start()
 
     async def aclose(self) -> None:

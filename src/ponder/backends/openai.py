@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,8 @@ from ponder.backends.retry import RetryPolicy, error_from_exception, error_from_
 from ponder.backends.thinking import ThinkSplitter
 from ponder.errors import BackendError, BackendUnavailable
 from ponder.types import Delta, GenerationRequest, Trace
+
+CONNECTIONS_PER_CLIENT = 8
 
 
 class OpenAIBackend:
@@ -53,12 +56,20 @@ class OpenAIBackend:
         # The most choices one request may ask for (llama-server: 16); larger n is split into chunks.
         self.max_n = max_n
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        # httpx's connection pool slows down as it grows (each request scans it), so many concurrent requests
+        # are spread over several small clients instead of one large one.
+        shards = max(1, math.ceil(max_connections / CONNECTIONS_PER_CLIENT))
+        per_client = math.ceil(max_connections / shards)
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=headers,
+                timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+                limits=httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client),
+            )
+            for _ in range(shards)
+        ]
+        self._load = [0] * shards  # requests in flight per client
 
     async def list_models(self) -> list[str]:
         async def call() -> list[str]:
@@ -143,7 +154,8 @@ class OpenAIBackend:
 
     async def _request(self, method: str, path: str, json: Any = None) -> Any:
         try:
-            response = await self._client.request(method, path, json=json)
+            with self._lease() as client:
+                response = await client.request(method, path, json=json)
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, self.base_url) from exc
         if response.status_code >= 400:
@@ -182,30 +194,31 @@ class OpenAIBackend:
         counted = 0
         done = False
         try:
-            async with self._client.stream("POST", "/chat/completions", json=payload) as response:
-                if response.status_code >= 400:
-                    raise error_from_response(response, await response.aread())
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError as exc:
-                        raise BackendError(f"server sent a malformed stream chunk: {data[:200]!r}",
-                                           retryable=True) from exc
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices") or []:
-                        delta = _delta_from_choice(choice, splitter)
-                        counted += len(delta.tokens)
-                        if choice.get("finish_reason"):
-                            finish_reason = choice["finish_reason"]
-                        if delta.text or delta.reasoning or delta.tokens:
-                            yield delta
+            with self._lease() as client:
+                async with client.stream("POST", "/chat/completions", json=payload) as response:
+                    if response.status_code >= 400:
+                        raise error_from_response(response, await response.aread())
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            done = True
+                            break
+                        try:
+                            chunk = json.loads(data)
+                        except ValueError as exc:
+                            raise BackendError(f"server sent a malformed stream chunk: {data[:200]!r}",
+                                               retryable=True) from exc
+                        if chunk.get("usage"):
+                            usage = chunk["usage"]
+                        for choice in chunk.get("choices") or []:
+                            delta = _delta_from_choice(choice, splitter)
+                            counted += len(delta.tokens)
+                            if choice.get("finish_reason"):
+                                finish_reason = choice["finish_reason"]
+                            if delta.text or delta.reasoning or delta.tokens:
+                                yield delta
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, self.base_url) from exc
         if not done and finish_reason is None:
@@ -232,8 +245,24 @@ class OpenAIBackend:
         if self.model is None and models:
             self.model = models[0]
 
+    @contextlib.contextmanager
+    def _lease(self) -> Iterator[httpx.AsyncClient]:
+        """The least busy client; an idle backend keeps reusing the first one's warm connections."""
+        shard = min(range(len(self._clients)), key=self._load.__getitem__)
+        self._load[shard] += 1
+        try:
+            yield self._clients[shard]
+        finally:
+            self._load[shard] -= 1
+
+    def set_base_url(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        for client in self._clients:
+            client.base_url = httpx.URL(self.base_url)
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
 
 def _prefill(request: GenerationRequest) -> str:

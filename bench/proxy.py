@@ -1,0 +1,144 @@
+"""Latency the ``ponder serve`` proxy adds to pass-through requests, measured side by side in one run.
+
+A fast fake OpenAI upstream (no token delay) and the proxy (``ponder serve``) each run in their own process,
+as they would in use (in one process they would share one GIL and one core); ``--clients`` concurrent httpx
+clients each send ``--requests`` pairs of identical requests, one straight to the upstream and one through the
+proxy, alternating which goes first, with ``--pause`` seconds between pairs. Prints the p50/p99 of the
+per-pair added latency (proxy - direct; target: p50 <= 5 ms) and the error count (target: 0).
+
+With no pause the clients saturate the two cores, and the added latency measures queueing behind the proxy's
+CPU time per request; a pause gives the load of 50 users with think time.
+
+Usage: python bench/proxy.py [--clients 50] [--requests 20] [--pause 0.0] [--stream]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "What is 2 + 2?"}], "max_tokens": 32}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    """A server in a subprocess, up once its /health answers."""
+
+    def __init__(self, args: list[str], port: int) -> None:
+        self.args, self.url = args, f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Process:
+        root = Path(__file__).resolve().parents[1]
+        self.proc = subprocess.Popen([sys.executable, *self.args], cwd=root, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.args} exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"{self.args} did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def one(client: httpx.AsyncClient, url: str, stream: bool) -> float:
+    start = time.perf_counter()
+    body = {**BODY, "stream": stream}
+    if stream:
+        async with client.stream("POST", url + "/chat/completions", json=body) as response:
+            response.raise_for_status()
+            async for _ in response.aiter_lines():
+                pass
+    else:
+        response = await client.post(url + "/chat/completions", json=body)
+        response.raise_for_status()
+        if not response.json()["choices"][0]["message"]["content"]:
+            raise RuntimeError("empty reply")
+    return time.perf_counter() - start
+
+
+async def run(direct: str, proxied: str, clients: int, requests: int, stream: bool,
+              pause: float) -> tuple[list[float], ...]:
+    pairs: list[tuple[float, float]] = []
+    errors: list[str] = []
+    ready = asyncio.Barrier(clients)
+
+    async def worker(w: int) -> None:
+        # One client per worker: a single shared httpx pool serialises 50 callers and hides what we measure.
+        async with httpx.AsyncClient(timeout=30) as client:
+            for url in (direct, proxied):  # open the connections before measuring
+                await one(client, url, stream)
+            await ready.wait()
+            for i in range(requests):
+                order = (direct, proxied) if (w + i) % 2 == 0 else (proxied, direct)
+                times: dict[str, float] = {}
+                for url in order:
+                    try:
+                        times[url] = await one(client, url, stream)
+                    except Exception as exc:
+                        errors.append(f"{'proxy' if url == proxied else 'direct'}: {type(exc).__name__}: {exc}")
+                if len(times) == 2:
+                    pairs.append((times[direct], times[proxied]))
+                if pause:
+                    await asyncio.sleep(pause)
+
+    await asyncio.gather(*(worker(w) for w in range(clients)))
+    return [d for d, _ in pairs], [p for _, p in pairs], [p - d for d, p in pairs], errors  # type: ignore[return-value]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=20, help="request pairs per client")
+    parser.add_argument("--stream", action="store_true", help="streamed requests instead of plain ones")
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds each client waits between pairs")
+    args = parser.parse_args()
+    reply = "Two plus two is four, so the answer is \\boxed{4}."
+    up, px = free_port(), free_port()
+    upstream = Process(["-m", "tests.fakes.openai_server", "--port", str(up), "--reply", reply], up)
+    proxy = Process(["-m", "ponder.cli", "serve", "--model", f"openai:http://127.0.0.1:{up}/v1", "--port", str(px),
+                     "--no-log"], px)
+    with upstream, proxy:
+        direct, proxied, added, errors = asyncio.run(
+            run(upstream.url + "/v1", proxy.url + "/v1", args.clients, args.requests, args.stream, args.pause))
+    ms = 1000.0
+    print(f"{args.clients} clients x {args.requests} pairs, {'streamed' if args.stream else 'plain'} requests, "
+          f"{args.pause:g} s pause between pairs")
+    print(f"direct  p50 {pct(direct, 50) * ms:7.2f} ms   p99 {pct(direct, 99) * ms:7.2f} ms")
+    print(f"proxy   p50 {pct(proxied, 50) * ms:7.2f} ms   p99 {pct(proxied, 99) * ms:7.2f} ms")
+    print(f"added   p50 {pct(added, 50) * ms:7.2f} ms   p99 {pct(added, 99) * ms:7.2f} ms   "
+          f"mean {statistics.fmean(added) * ms:.2f} ms   (target: p50 <= 5 ms)")
+    print(f"errors  {len(errors)}   (target: 0)")
+    for error in errors[:5]:
+        print("  ", error)
+
+
+if __name__ == "__main__":
+    main()

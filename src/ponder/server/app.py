@@ -1,0 +1,168 @@
+"""The FastAPI app: ``/v1/chat/completions``, ``/v1/models``, ``/health``. Routes stay thin; the work is in
+``requests`` (parsing, limits), ``passthrough`` / ``strategy`` (calls) and ``responses`` (wire format)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ponder.backends import Backend, BackendSpec, open_backend
+from ponder.context import Ctx, Slots
+from ponder.errors import PonderError
+from ponder.server import passthrough, strategy
+from ponder.server.requests import ChatRequest, RequestError, ServeConfig, parse_chat_request
+from ponder.server.responses import error_body, error_response, json_response, new_id
+from ponder.server.streaming import ClientGone, Emit, guarded, stream_response
+from ponder.strategies import list_strategies
+from ponder.types import Result
+
+log = logging.getLogger("ponder.serve")
+
+
+class _State:
+    backend: Backend
+    slots: Slots
+    models: frozenset[str] = frozenset()
+    default_model: str = ""
+    log: strategy.RequestLog | None = None
+
+
+def create_app(upstream: Backend | BackendSpec, config: ServeConfig) -> FastAPI:
+    """The proxy app. A BackendSpec is opened (and closed) by the app's lifespan; a ready Backend is used as
+    is and closed at shutdown too (it must be closed on the event loop that used it)."""
+    state = _State()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if isinstance(upstream, BackendSpec):
+                state.backend = await stack.enter_async_context(open_backend(upstream))
+            else:
+                state.backend = upstream
+                stack.push_async_callback(upstream.aclose)
+            state.slots = Slots(config.max_inflight)
+            state.models = await _upstream_models(state.backend)
+            state.default_model = (getattr(state.backend, "model", None) or min(state.models, default="")
+                                   or state.backend.name)
+            if config.log:
+                from ponder.store import Store, default_store_path
+
+                store = Store(Path(config.store_path) if config.store_path else default_store_path())
+                state.log = strategy.RequestLog(store, state.backend.name)
+                stack.push_async_callback(state.log.aclose)
+            yield
+
+    app = FastAPI(title="ponder serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def denied(request: Request) -> Response | None:
+        if not config.keys:
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and any(hmac.compare_digest(token.strip().encode(), k.encode())
+                                              for k in config.keys):
+            return None
+        message = "missing API key" if not token else "incorrect API key"
+        return json_response(error_body(f"{message}: send 'Authorization: Bearer KEY' with a key given to "
+                                        "ponder serve --key", code="invalid_api_key"), 401)
+
+    @app.get("/health")
+    async def health() -> Response:
+        return json_response({"status": "ok", "upstream": state.backend.name})
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        if (refused := denied(request)) is not None:
+            return refused
+        names = sorted(state.models or {state.default_model})
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "upstream"} for m in names]
+        data += [{"id": f"ponder:{s.name}/{state.default_model}", "object": "model", "created": 0,
+                  "owned_by": "ponder"} for s in list_strategies()]
+        return json_response({"object": "list", "data": data})
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        if (refused := denied(request)) is not None:
+            return refused
+        try:
+            body = await _read_json(request, config.max_body_bytes)
+            chat = parse_chat_request(body, config, state.models)
+        except RequestError as exc:
+            return error_response(exc)
+        return await _serve(request, chat, state, config)
+
+    return app
+
+
+async def _serve(request: Request, chat: ChatRequest, state: _State, config: ServeConfig) -> Response:
+    cid = new_id()
+    ctx = Ctx(state.backend, strategy.problem_for(cid, chat), sampling=chat.sampling, slots=state.slots)
+    started = time.perf_counter()
+    results: list[Result] = []
+
+    def finish(error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, PonderError | asyncio.CancelledError):
+            log.error("request %s failed", cid, exc_info=error)
+        if state.log is not None:
+            state.log.save(chat, ctx, results[0] if results else None, error, time.perf_counter() - started)
+
+    if chat.stream:
+        if chat.strategy:
+            async def produce(emit: Emit) -> None:
+                results.append(await strategy.stream(ctx, chat, cid, emit, config.progress_interval_s))
+
+            return await stream_response(request, produce, finish)
+        return await stream_response(request, partial(passthrough.stream, ctx, chat, cid), finish)
+    body: dict[str, Any]
+    try:
+        if chat.strategy:
+            body, result = await guarded(request, strategy.complete(ctx, chat, cid))
+            results.append(result)
+        else:
+            body = await guarded(request, passthrough.complete(ctx, chat, cid))
+    except ClientGone:
+        finish(asyncio.CancelledError())
+        return Response(status_code=499)
+    except Exception as exc:
+        finish(exc)
+        return error_response(exc)
+    finish(None)
+    return json_response(body)
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    too_big = RequestError(f"the request body exceeds this server's limit of {limit:,} bytes",
+                           code="body_too_large")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_big
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise RequestError(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def _upstream_models(backend: Backend) -> frozenset[str]:
+    list_models = getattr(backend, "list_models", None)
+    if list_models is None:
+        return frozenset()
+    try:
+        return frozenset(await list_models())
+    except PonderError:
+        return frozenset()

@@ -50,9 +50,13 @@ def serve(
     model-name prefix: ponder:STRATEGY:KEY=VALUE:.../MODEL (parameters and /MODEL optional), e.g.
     ponder:self-consistency:n=8. No strategy: plain pass-through.
     """
-    import uvicorn
+    try:
+        import uvicorn
 
-    from ponder.server.app import create_app
+        from ponder.server.app import create_app
+    except ImportError as exc:
+        raise ConfigError(f"ponder serve needs the serve extra ({exc.name} is missing): pip install 'ponder[serve]'") \
+            from None
     from ponder.server.requests import ServeConfig
     from ponder.strategies import get_strategy
 

@@ -159,7 +159,10 @@ async def test_a_stream_to_the_end_reproduces_the_recorded_trace(bank: Bank, pro
     problem = problems[2]
     session = ReplayBackend(bank).for_problem(problem.id)
     ctx = Ctx(session, problem, sampling=bank.sampling)
-    (streamed,) = await ctx.stream_all([ctx.request()])
+    async with ctx.stream() as stream:
+        async for _ in stream:
+            pass
+    streamed = stream.trace
     recorded = bank.problems[problem.id].traces[session.served[0]]
     assert _key(streamed) == _key(recorded) and streamed.answer == recorded.answer and not streamed.cancelled
     assert ctx.usage.completion_tokens == recorded.completion_tokens

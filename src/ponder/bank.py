@@ -39,6 +39,7 @@ from ponder.backends.base import Backend
 from ponder.context import Ctx, Sampling, Slots
 from ponder.errors import BackendError, CapabilityError, ConfigError, PonderError
 from ponder.types import Message, Problem, Trace
+from ponder.workers import run_each
 
 __all__ = ["FORMAT", "SUFFIX", "VERSION", "Bank", "BankError", "BankProblem", "BankTask", "RecordProgress",
            "partial_path", "record_bank"]
@@ -332,31 +333,19 @@ async def _record_problems(todo: list[Problem], backend: Backend, n: int, sampli
     if not partial.exists():
         partial.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_append, partial, _dumps(bank.header()))
-    queue: asyncio.Queue[Problem] = asyncio.Queue()
-    for problem in todo:
-        queue.put_nowait(problem)
+    async def record(problem: Problem) -> None:
+        recorded = await _record_one(problem, backend, n, sampling, slots, chunk)
+        async with lock:
+            await asyncio.to_thread(_append, partial, _dumps(_problem_json(recorded)))
+        done[problem.id] = recorded
+        progress.done += 1
+        progress.traces += len(recorded.traces)
+        progress.correct_traces += sum(bool(t.correct) for t in recorded.traces)
+        progress.completion_tokens += sum(t.completion_tokens for t in recorded.traces)
+        if on_progress:
+            on_progress(progress)
 
-    async def worker() -> None:
-        while not queue.empty():
-            problem = queue.get_nowait()
-            recorded = await _record_one(problem, backend, n, sampling, slots, chunk)
-            async with lock:
-                await asyncio.to_thread(_append, partial, _dumps(_problem_json(recorded)))
-            done[problem.id] = recorded
-            progress.done += 1
-            progress.traces += len(recorded.traces)
-            progress.correct_traces += sum(bool(t.correct) for t in recorded.traces)
-            progress.completion_tokens += sum(t.completion_tokens for t in recorded.traces)
-            if on_progress:
-                on_progress(progress)
-
-    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+    await run_each(todo, concurrency, record)
 
 
 async def _record_one(problem: Problem, backend: Backend, n: int, sampling: Sampling, slots: Slots,

@@ -19,6 +19,7 @@ from ponder.store import ProblemRecord, Store
 from ponder.strategies import coerce_params, get_strategy
 from ponder.tasks import load_task
 from ponder.types import Problem, Result
+from ponder.workers import run_each
 
 FAIL_FAST = 5  # stop a run whose first problems all fail: the cause is systematic, not bad luck
 
@@ -226,42 +227,31 @@ async def _run_problems(backend_for: Callable[[Problem], Backend], config: EvalC
                         todo: list[tuple[int, Problem]], progress: Progress,
                         on_progress: ProgressHook | None) -> None:
     slots = Slots(config.max_inflight)
-    queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
+    async def solve_one(item: tuple[int, Problem]) -> None:
+        position, problem = item
+        ctx = Ctx(backend_for(problem), problem, sampling=config.sampling, slots=slots,
+                  token_budget=config.token_budget)
+        start = time.perf_counter()
+        result: Result | None = None
+        error: str | None = None
+        try:
+            result = await solve(problem, ctx, config.strategy, config.params)
+        except (BackendUnavailable, CapabilityError, ConfigError):
+            raise  # the same for every problem: stop the run; a rerun resumes from what was saved
+        except PonderError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        record = _record(problem, position, ctx, result, error, time.perf_counter() - start)
+        await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls, traces=config.store_traces)
+        if record.error is not None and progress.done == progress.errors and progress.errors + 1 >= FAIL_FAST:
+            raise PonderError(f"the first {FAIL_FAST} problems all failed, the last with {record.error}; "
+                              "fix the cause and run the same command again to retry them")
+        progress.done += 1
+        progress.correct += int(bool(record.correct))
+        progress.errors += int(record.error is not None)
+        progress.prompt_tokens += record.prompt_tokens
+        progress.completion_tokens += record.completion_tokens
+        if on_progress:
+            on_progress(progress)
 
-    async def worker() -> None:
-        while not queue.empty():
-            position, problem = queue.get_nowait()
-            ctx = Ctx(backend_for(problem), problem, sampling=config.sampling, slots=slots,
-                      token_budget=config.token_budget)
-            start = time.perf_counter()
-            result: Result | None = None
-            error: str | None = None
-            try:
-                result = await solve(problem, ctx, config.strategy, config.params)
-            except (BackendUnavailable, CapabilityError, ConfigError):
-                raise  # the same for every problem: stop the run; a rerun resumes from what was saved
-            except PonderError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            record = _record(problem, position, ctx, result, error, time.perf_counter() - start)
-            await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls, traces=config.store_traces)
-            if record.error is not None and progress.done == progress.errors and progress.errors + 1 >= FAIL_FAST:
-                raise PonderError(f"the first {FAIL_FAST} problems all failed, the last with {record.error}; "
-                                  "fix the cause and run the same command again to retry them")
-            progress.done += 1
-            progress.correct += int(bool(record.correct))
-            progress.errors += int(record.error is not None)
-            progress.prompt_tokens += record.prompt_tokens
-            progress.completion_tokens += record.completion_tokens
-            if on_progress:
-                on_progress(progress)
-
-    workers = [asyncio.create_task(worker()) for _ in range(min(config.concurrency, len(todo)))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+    await run_each(todo, config.concurrency, solve_one)
 

@@ -60,10 +60,5 @@ async def adaptive_consistency(
         if probability > threshold:
             stopped_by = "threshold"
             break
-    return Result(
-        answer=result.winner,
-        confidence=result.share,
-        votes=result.tally,
-        traces=traces,
-        info={"samples": len(traces), "leader_probability": round(probability, 6), "stopped_by": stopped_by},
-    )
+    info = {"samples": len(traces), "leader_probability": round(probability, 6), "stopped_by": stopped_by}
+    return result.result(traces, info)

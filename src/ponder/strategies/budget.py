@@ -154,8 +154,7 @@ async def _aggregate(
 ) -> Result:
     result = await vote([t.answer for t in finals], ctx.equivalent)
     if select == "vote":
-        return Result(answer=result.winner, confidence=result.share, votes=result.tally, traces=all_traces,
-                      info=info)
+        return result.result(all_traces, info)
     best = conf.best_index(finals, measure)
     if best is None:
         return Result(answer=None, confidence=0.0, votes=result.tally, traces=all_traces, info=info)

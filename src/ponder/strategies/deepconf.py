@@ -86,12 +86,9 @@ async def _offline(ctx: Ctx, n: int, eta: float, measure: str, window: int) -> R
     order = sorted(range(len(traces)), key=lambda i: -scores[i])[:keep_count]
     kept = [traces[i] for i in sorted(order)]
     result = await _weighted_vote(ctx, kept, measure, window)
-    return Result(
-        answer=result.winner,
-        confidence=result.share,
-        votes=result.tally,
-        traces=traces,
-        info={
+    return result.result(
+        traces,
+        {
             "mode": "offline",
             "measure": measure,
             "kept": keep_count,
@@ -106,8 +103,7 @@ async def _stream_one(ctx: Ctx, threshold: float, window: int, min_tokens: int) 
     async with ctx.stream() as stream:
         async for delta in stream:
             if any(
-                (group := monitor.push(tok.logprob, tok.top)) is not None and group < threshold
-                for tok in delta.tokens
+                (group := monitor.push(tok.logprob, tok.top)) is not None and group < threshold for tok in delta.tokens
             ):
                 await stream.cancel()
                 break
@@ -162,12 +158,9 @@ async def _online(
         if budget_hit:
             stopped_by = "token_budget"
             break
-    return Result(
-        answer=result.winner,
-        confidence=result.share,
-        votes=result.tally,
-        traces=traces,
-        info={
+    return result.result(
+        traces,
+        {
             "mode": "online",
             "measure": measure,
             "threshold": _finite(threshold),

@@ -58,4 +58,4 @@ async def self_certainty(
     for rank, i in enumerate(order, start=1):
         weights[i] = float(len(traces) - rank + 1) ** power
     result = await vote([t.answer for t in traces], ctx.equivalent, weights)
-    return Result(answer=result.winner, confidence=result.share, votes=result.tally, traces=traces, info=info)
+    return result.result(traces, info)

@@ -20,4 +20,4 @@ async def self_consistency(problem: Problem, ctx: Ctx, n: int = 16) -> Result:
         raise ConfigError(f"self-consistency needs n >= 1, got {n}")
     traces = await ctx.sample(n=n)
     result = await vote([t.answer for t in traces], ctx.equivalent)
-    return Result(answer=result.winner, confidence=result.share, votes=result.tally, traces=traces)
+    return result.result(traces)

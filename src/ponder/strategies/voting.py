@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ponder.answers import normalize_answer
+from ponder.types import Result, Trace
 
 Equivalent = Callable[[str, str], Awaitable[bool]]
 
@@ -58,6 +60,10 @@ class Vote:
     share: float  # the winner's weight over the total weight of all traces (unanswered ones included)
     tally: dict[str, float]
     clusters: list[Cluster]
+
+    def result(self, traces: list[Trace], info: dict[str, Any] | None = None) -> Result:
+        """The strategy result of this vote: the winner, its share as confidence, and the tally."""
+        return Result(answer=self.winner, confidence=self.share, votes=self.tally, traces=traces, info=info or {})
 
 
 async def vote(

@@ -118,23 +118,17 @@ class AnswerChecker:
 
     async def equivalent(self, a: str | None, b: str | None) -> bool:
         """Whether two answers are the same; None is never equivalent to anything."""
-        if a is None or b is None:
-            return False
-        na, nb = normalize_answer(a), normalize_answer(b)
-        fast = fast_equivalent(na, nb)
-        if fast is not None:
-            return fast
+        verdict, na, nb = _without_worker(a, b)
+        if verdict is not None:
+            return verdict
         # shield: one caller's cancellation must not cancel a check other callers share
         return await asyncio.shield(asyncio.wrap_future(self._submit(na, nb)))
 
     def equivalent_sync(self, a: str | None, b: str | None) -> bool:
         """Blocking form of ``equivalent`` for code without an event loop."""
-        if a is None or b is None:
-            return False
-        na, nb = normalize_answer(a), normalize_answer(b)
-        fast = fast_equivalent(na, nb)
-        if fast is not None:
-            return fast
+        verdict, na, nb = _without_worker(a, b)
+        if verdict is not None:
+            return verdict
         return self._submit(na, nb).result()
 
     def close(self) -> None:
@@ -308,3 +302,11 @@ def _close_all() -> None:
     """No worker outlives the interpreter, even when nobody called close()."""
     for checker in list(_LIVE):
         checker.close()
+
+
+def _without_worker(a: str | None, b: str | None) -> tuple[bool | None, str, str]:
+    """The verdict when no worker is needed (None answers, the fast path), and the normal forms."""
+    if a is None or b is None:
+        return False, "", ""
+    na, nb = normalize_answer(a), normalize_answer(b)
+    return fast_equivalent(na, nb), na, nb

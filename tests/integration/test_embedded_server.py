@@ -166,7 +166,9 @@ async def test_confidence_and_budget_strategies_run_on_the_embedded_server(llama
                                                 min_tokens=4, eta=50.0, batch=4)
         assert online.info["warmup"] == 4 and online.info["launched"] <= 12
         streamed = [c for c in ctx.calls if c.kind == "stream"]
-        assert all(c.usage.completion_tokens == len(c.traces[0].tokens) for c in streamed)
+        # a cancelled stream counts exactly the tokens it revealed; a finished one the server's own count
+        assert all(c.usage.completion_tokens == len(c.traces[0].tokens) for c in streamed if c.traces[0].cancelled)
+        assert all(c.usage.completion_tokens >= len(c.traces[0].tokens) for c in streamed)
 
         problem = make_problem("Explain in detail, step by step, how to add 3 and 4. End with 'The answer is N.'")
         ctx = Ctx(backend, problem, sampling=Sampling(max_tokens=64))

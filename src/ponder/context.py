@@ -67,6 +67,17 @@ class Slots:
             self._cond.notify_all()
 
 
+class _SeedCounter:
+    """Position in a problem's seed sequence, shared by every context of that problem."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> int:
+        start, self.next = self.next, self.next + count
+        return start
+
+
 class Ctx:
     """Sampling context of one problem."""
 
@@ -86,7 +97,19 @@ class Ctx:
         self.token_budget = token_budget
         self.usage = Usage()
         self.calls: list[Call] = []
-        self._seed_counter = 0
+        self._seeds = _SeedCounter()
+
+    def on(self, backend: Backend) -> Ctx:
+        """A context for the same problem on another backend (another model or server).
+
+        It shares this context's slots, usage, call record, token budget and seed sequence, so work done by
+        any agent of a multi-model strategy is counted, budgeted and stored with the problem.
+        """
+        other = Ctx(backend, self.problem, sampling=self.sampling, slots=self.slots, token_budget=self.token_budget)
+        other.usage = self.usage
+        other.calls = self.calls
+        other._seeds = self._seeds
+        return other
 
     # ---- requests -------------------------------------------------------------------------------
 
@@ -96,8 +119,7 @@ class Ctx:
         seed = None
         if s.seed is not None:
             # Distinct, reproducible seeds per call: same run seed and same call order give the same samples.
-            seed = s.seed * 1_000_003 + self._seed_counter * 7919
-            self._seed_counter += max(n, 1)
+            seed = s.seed * 1_000_003 + self._seeds.take(max(n, 1)) * 7919
         request = GenerationRequest(
             messages=list(messages if messages is not None else self.problem.messages),
             n=n,

@@ -7,6 +7,7 @@ the store and ``ponder strategies`` all see the same names, types and defaults.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
@@ -69,9 +70,20 @@ def strategy(name: str) -> Callable[[StrategyFn], StrategyFn]:
     return register
 
 
+_NOT_STRATEGIES = {"registry", "voting"}
+
+
+@functools.cache
 def _load_builtins() -> None:
-    # Importing the modules runs their decorators.
-    from ponder.strategies import adaptive, budget, cot, crew, deepconf, rpc, self_certainty, self_consistency  # noqa: F401
+    """Import every module of this package (and its subpackages): importing runs their decorators."""
+    import importlib
+    import pkgutil
+
+    import ponder.strategies as package
+
+    for module in pkgutil.walk_packages(package.__path__, "ponder.strategies."):
+        if module.name.rsplit(".", 1)[-1] not in _NOT_STRATEGIES:
+            importlib.import_module(module.name)
 
 
 def get_strategy(name: str) -> StrategyInfo:

@@ -11,8 +11,9 @@ Example::
 
 from __future__ import annotations
 
-from ponder.tasks import arithmetic as arithmetic
-from ponder.tasks import datasets as datasets
+import importlib
+import pkgutil
+
 from ponder.tasks.gym import extract_gym_answer, gym_datasets
 from ponder.tasks.registry import (
     DEFAULT_SIZE,
@@ -25,6 +26,10 @@ from ponder.tasks.registry import (
     load_task,
     register_task,
 )
+
+# Every module of this package registers its tasks on import, so a new task is just a new module.
+for _module in pkgutil.iter_modules(__path__, "ponder.tasks."):
+    importlib.import_module(_module.name)
 
 __all__ = [
     "DEFAULT_SIZE",

@@ -17,6 +17,7 @@ import httpx
 from ponder.backends.base import Capabilities, StreamEnd, StreamEvent
 from ponder.backends.openai_format import build_payload, parse_completion, parse_logprobs, reasoning_field
 from ponder.backends.retry import RetryPolicy, error_from_exception, error_from_response, with_retries
+from ponder.backends.stream_chunks import ChunkFilter, check_count
 from ponder.backends.thinking import ThinkSplitter
 from ponder.errors import BackendError, BackendUnavailable
 from ponder.types import Delta, GenerationRequest, Trace
@@ -189,10 +190,22 @@ class OpenAIBackend:
 
     async def _stream_once(self, payload: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         splitter = ThinkSplitter()
+        chunks = ChunkFilter()  # drops chunks the server sent twice (see stream_chunks)
         finish_reason: str | None = None
         usage: dict[str, Any] = {}
-        counted = 0
+        counted = 0  # tokens with logprobs
+        pieces = 0  # chunks that carried text: each holds at least one new token
         done = False
+
+        def take(choice: dict[str, Any]) -> Delta:
+            nonlocal counted, pieces, finish_reason
+            delta = _delta_from_choice(choice, splitter)
+            counted += len(delta.tokens)
+            pieces += bool(delta.text or delta.reasoning)
+            if choice.get("finish_reason"):
+                finish_reason = choice["finish_reason"]
+            return delta
+
         try:
             with self._lease() as client:
                 async with client.stream("POST", "/chat/completions", json=payload) as response:
@@ -212,24 +225,27 @@ class OpenAIBackend:
                                                retryable=True) from exc
                         if chunk.get("usage"):
                             usage = chunk["usage"]
-                        for choice in chunk.get("choices") or []:
-                            delta = _delta_from_choice(choice, splitter)
-                            counted += len(delta.tokens)
-                            if choice.get("finish_reason"):
-                                finish_reason = choice["finish_reason"]
+                        for choice in chunks.feed(data, chunk):
+                            delta = take(choice)
                             if delta.text or delta.reasoning or delta.tokens:
                                 yield delta
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, self.base_url) from exc
+        reported = int(usage.get("completion_tokens") or 0)
+        held = [take(choice) for choice in chunks.settle(counted, reported)] if chunks.holding else []
         if not done and finish_reason is None:
             raise BackendError("the server closed the stream before it finished", retryable=True)
+        check_count(counted, pieces, reported)
+        for delta in held:
+            if delta.text or delta.reasoning or delta.tokens:
+                yield delta
         text, reasoning = splitter.flush()
         if text or reasoning:
             yield Delta(text=text, reasoning=reasoning)
         yield StreamEnd(
             finish_reason=finish_reason,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or counted),
+            completion_tokens=reported or counted,
         )
 
     async def start(self) -> None:

@@ -1,0 +1,155 @@
+"""The backends of multi-agent strategies (debate, moa, plangen): one model spec per agent.
+
+A strategy's ``agents`` parameter lists model specs separated by commas, in the ``--model`` syntax
+(``openai:http://host:8000/v1``, a bare ``http(s)://`` URL, ``local``, ``local:/path/model.gguf``, ``fake``), plus
+``run`` for the run's own backend. ``#NAME`` after a spec picks a model on a server that serves several
+(``openai:http://host:8000/v1#qwen2.5-7b``). An empty list means every agent uses the run's backend.
+
+Opening a backend can start a llama-server or a connection pool, so each distinct spec is opened once per event
+loop and shared by all problems of a run. ``close_agents()`` closes them (call it when a run ends, inside the
+loop that opened them); whatever is still open at interpreter exit is closed then. Every agent samples through
+``ctx.on(backend)``, so its tokens count toward the problem's usage and budget and its calls are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+from ponder.backends import Backend, open_backend, parse_model_spec
+from ponder.context import Ctx
+from ponder.errors import ConfigError
+
+RUN = "run"
+"""The agent spec that means the run's own backend (``ctx.backend``)."""
+
+_CLOSE_AT_EXIT_S = 10.0
+
+
+def parse_agents(agents: str, *, param: str = "agents") -> list[str]:
+    """The specs of a comma-separated agent list, each checked; ConfigError names ``param`` and the bad spec."""
+    specs = [part.strip() for part in agents.split(",")] if agents.strip() else []
+    for spec in specs:
+        if not spec:
+            raise ConfigError(f"parameter {param!r} has an empty entry in {agents!r}: give one model spec per agent, "
+                              f"or {RUN!r} for the run's own model")
+        if spec == RUN:
+            continue
+        target, _, name = spec.partition("#")
+        try:
+            parse_model_spec(target, model_name=name or None)
+        except ConfigError as exc:
+            raise ConfigError(f"parameter {param!r}: {exc}") from None
+    return specs
+
+
+@dataclass
+class _Pool:
+    """The agent backends opened in one event loop."""
+
+    stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    opening: dict[str, asyncio.Future[Backend]] = field(default_factory=dict)
+
+    async def open(self, spec: str) -> Backend:
+        target, _, name = spec.partition("#")
+        return await self.stack.enter_async_context(open_backend(parse_model_spec(target, model_name=name or None)))
+
+    async def close(self) -> None:
+        running = _running_loop()
+        pending = [t for t in self.opening.values() if not t.done() and t.get_loop() is running]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self.opening.clear()
+        await self.stack.aclose()
+
+
+_pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _pool() -> _Pool:
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = _pools[loop] = _Pool()
+    return pool
+
+
+async def agent_backend(spec: str) -> Backend:
+    """The backend of ``spec``, opened on first use in this event loop and shared afterwards.
+
+    Concurrent first uses of one spec wait for the same opening; a failed opening is forgotten, so a later call
+    tries again.
+    """
+    pool = _pool()
+    task = pool.opening.get(spec)
+    if task is None:
+        task = pool.opening[spec] = asyncio.get_running_loop().create_task(pool.open(spec))
+    try:
+        # shield: one caller being cancelled must not abort an opening that others wait for
+        return await asyncio.shield(task)
+    except Exception:
+        if task.done() and pool.opening.get(spec) is task:
+            del pool.opening[spec]
+        raise
+
+
+def install_agent(spec: str, backend: Backend) -> None:
+    """Serve ``spec`` from ``backend`` in this event loop (tests inject scripted agents this way).
+
+    The backend is closed by ``close_agents`` like the ones opened here.
+    """
+    pool = _pool()
+    future: asyncio.Future[Backend] = asyncio.get_running_loop().create_future()
+    future.set_result(backend)
+    pool.opening[spec] = future
+    pool.stack.push_async_callback(backend.aclose)
+
+
+async def agent_contexts(ctx: Ctx, agents: str, count: int, *, param: str = "agents") -> list[Ctx]:
+    """One context per agent: agent ``i`` uses spec ``i mod len(specs)``; no specs means the run's backend.
+
+    Agents on the run's backend share ``ctx`` itself; the others get ``ctx.on(backend)``, which shares the
+    problem's usage, budget, call record and seed sequence.
+    """
+    specs = parse_agents(agents, param=param) or [RUN]
+    contexts: dict[str, Ctx] = {RUN: ctx}
+    for spec in dict.fromkeys(specs):
+        if spec not in contexts:
+            contexts[spec] = ctx.on(await agent_backend(spec))
+    return [contexts[specs[i % len(specs)]] for i in range(count)]
+
+
+def agent_labels(agents: str, count: int) -> list[str]:
+    """The spec each of ``count`` agents uses, for a result's info."""
+    specs = parse_agents(agents) or [RUN]
+    return [specs[i % len(specs)] for i in range(count)]
+
+
+async def close_agents() -> None:
+    """Close every agent backend opened in this event loop (and stop any server one of them started)."""
+    pool = _pools.pop(asyncio.get_running_loop(), None)
+    if pool is not None:
+        await pool.close()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Backends left open by a run that never called ``close_agents``: close them in a fresh loop if need be."""
+    while _pools:
+        loop, pool = _pools.popitem()
+        with contextlib.suppress(Exception):
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(asyncio.wait_for(pool.close(), _CLOSE_AT_EXIT_S))
+            else:
+                asyncio.run(asyncio.wait_for(pool.close(), _CLOSE_AT_EXIT_S))

@@ -33,6 +33,7 @@ from ponder.types import Problem
 if TYPE_CHECKING:
     from ponder.context import Ctx
 
+JUDGE_MAX_TOKENS = 8
 SCORER_SPECS = ("judge", "confidence", "confidence:<measure>", "prm:<url>")
 
 
@@ -40,6 +41,7 @@ class JudgeScorer:
     """The model judges its own newest step; the score is P("Yes")."""
 
     name = "judge"
+    tokens_per_score = JUDGE_MAX_TOKENS  # the verdict's tokens, which searches reserve from their budget
 
     def __init__(self, *, delimiter: str = DEFAULT_DELIMITER) -> None:
         self.delimiter = delimiter
@@ -59,7 +61,8 @@ class JudgeScorer:
     async def score(self, ctx: Ctx, problem: Problem, steps: Sequence[str]) -> float:
         if not steps:
             raise ValueError("a scorer needs at least one step")
-        judgement = await judge_yes(ctx, [{"role": "user", "content": self.prompt(problem, steps)}])
+        judgement = await judge_yes(ctx, [{"role": "user", "content": self.prompt(problem, steps)}],
+                                    max_tokens=self.tokens_per_score)
         self.calls += 1
         self.fallbacks += not judgement.from_logprobs
         return judgement.p_yes

@@ -60,7 +60,7 @@ def test_parse_agents_checks_every_spec() -> None:
         parse_agents("fake,gpt")
     with pytest.raises(ConfigError, match="'agents' has an empty entry"):
         parse_agents("fake,,fake")
-    with pytest.raises(ConfigError, match="'proposers'.*needs a URL"):
+    with pytest.raises(ConfigError, match=r"'proposers'.*needs a URL"):
         parse_agents("openai:localhost", param="proposers")
 
 

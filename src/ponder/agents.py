@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ponder.backends import Backend, open_backend, parse_model_spec
 from ponder.context import Ctx
 from ponder.errors import ConfigError
+from ponder.types import Message, Trace
 
 RUN = "run"
 """The agent spec that means the run's own backend (``ctx.backend``)."""
@@ -128,6 +129,20 @@ async def agent_contexts(ctx: Ctx, agents: str, count: int, *, param: str = "age
         if spec not in contexts:
             contexts[spec] = ctx.on(await agent_backend(spec))
     return [contexts[specs[i % len(specs)]] for i in range(count)]
+
+
+async def ask_all(contexts: list[Ctx], messages: list[Message]) -> list[Trace]:
+    """One reply per agent to the same prompt, in agent order; agents sharing a context go in one request."""
+    groups: dict[int, list[int]] = {}
+    for agent, ctx in enumerate(contexts):
+        groups.setdefault(id(ctx), []).append(agent)
+    replies = await asyncio.gather(*(contexts[members[0]].sample(messages, n=len(members))
+                                     for members in groups.values()))
+    traces: list[Trace] = [Trace() for _ in contexts]
+    for members, group_traces in zip(groups.values(), replies, strict=True):
+        for agent, trace in zip(members, group_traces, strict=True):
+            traces[agent] = trace
+    return traces
 
 
 def agent_labels(agents: str, count: int) -> list[str]:

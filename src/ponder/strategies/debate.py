@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass
 
-from ponder.agents import agent_contexts, agent_labels
+from ponder.agents import agent_contexts, agent_labels, ask_all
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.registry import strategy
@@ -125,20 +124,6 @@ def discussion(stances: list[Stance], clusters: list[Cluster]) -> str:
     return "\n\n".join(parts)
 
 
-async def _ask(contexts: list[Ctx], messages: list[Message]) -> list[Trace]:
-    """One reply per agent to the same prompt; agents sharing a backend are sampled in one request."""
-    groups: dict[int, list[int]] = {}
-    for agent, ctx in enumerate(contexts):
-        groups.setdefault(id(ctx), []).append(agent)
-    replies = await asyncio.gather(*(contexts[members[0]].sample(messages, n=len(members))
-                                     for members in groups.values()))
-    traces: list[Trace] = [Trace()] * len(contexts)
-    for members, group_traces in zip(groups.values(), replies, strict=True):
-        for agent, trace in zip(members, group_traces, strict=True):
-            traces[agent] = trace
-    return traces
-
-
 @strategy("debate")
 async def debate(problem: Problem, ctx: Ctx, agents: str = "", n_agents: int = 3, rounds: int = 3) -> Result:
     """ReConcile (Chen, Saha & Bansal, ACL 2024): round-table discussion, then a confidence-weighted vote.
@@ -160,7 +145,7 @@ async def debate(problem: Problem, ctx: Ctx, agents: str = "", n_agents: int = 3
     if rounds < 0:
         raise ConfigError(f"debate parameter rounds must be 0 (no discussion) or more, got {rounds}")
     contexts = await agent_contexts(ctx, agents, n_agents)
-    traces = await _ask(contexts, _with_instructions(problem, ANSWER_FORMAT))
+    traces = await ask_all(contexts, _with_instructions(problem, ANSWER_FORMAT))
     every: list[Trace] = list(traces)
     history: list[list[Stance]] = [[_read(t, problem) for t in traces]]
     stopped = "rounds"
@@ -174,7 +159,7 @@ async def debate(problem: Problem, ctx: Ctx, agents: str = "", n_agents: int = 3
             break
         prompt = _with_instructions(problem, DISCUSSION_INTRO, discussion(stances, clusters), ANSWER_FORMAT)
         try:
-            traces = await _ask(contexts, prompt)
+            traces = await ask_all(contexts, prompt)
         except BudgetExceeded:
             stopped = "budget"  # settle with the last complete round
             break

@@ -43,6 +43,8 @@ def serve(
     log: Annotated[bool, typer.Option(
         "--log/--no-log", help="Store every request as a problem of a 'serve-…' run (see 'ponder runs').")] = False,
     store: StoreOpt = None,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="Log one line per HTTP request (costs CPU on every request).")] = False,
 ) -> None:
     """Serve an OpenAI-compatible API that runs a reasoning strategy per request.
 
@@ -73,4 +75,5 @@ def serve(
         err_console.print(f"[yellow]warning:[/] serving on {host} without --key: anyone who can reach it may use it")
     err_console.print(f"ponder serve: http://{host}:{port}/v1 → {spec.describe()}"
                       + (f", strategy {default_strategy} by default" if default_strategy else ""))
-    uvicorn.run(create_app(spec, config), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.run(create_app(spec, config), host=host, port=port, log_level="info", timeout_graceful_shutdown=5,
+                access_log=access_log)

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from ponder.backends.base import Capabilities, StreamEnd, StreamEvent
+from ponder.backends.http import fast_transport
 from ponder.backends.openai_format import build_payload, parse_completion, parse_logprobs, reasoning_field
 from ponder.backends.retry import RetryPolicy, error_from_exception, error_from_response, with_retries
 from ponder.backends.stream_chunks import ChunkFilter, check_count
@@ -67,6 +68,7 @@ class OpenAIBackend:
                 headers=headers,
                 timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
                 limits=httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client),
+                transport=fast_transport(per_client),
             )
             for _ in range(shards)
         ]

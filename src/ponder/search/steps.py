@@ -169,4 +169,8 @@ async def expand(
     if temperature is not None:
         overrides["temperature"] = temperature
     traces = await ctx.sample(messages, n=k, **overrides)
-    return [make_candidate(problem, steps, trace, prefill, delimiter, max_depth) for trace in traces]
+    candidates = [make_candidate(problem, steps, trace, prefill, delimiter, max_depth) for trace in traces]
+    for trace, candidate in zip(traces, candidates, strict=True):
+        # A stored step is not a solution: only a finishing step carries the solution's answer (and is checked).
+        trace.answer = candidate.answer
+    return candidates

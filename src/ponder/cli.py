@@ -43,6 +43,7 @@ from ponder.cli_options import (
 )
 from ponder.cli_serve import serve
 from ponder.errors import ConfigError, PonderError
+from ponder.store import DEFAULT_MAX_TRACE_CHARS
 
 app = typer.Typer(
     name="ponder",
@@ -55,6 +56,10 @@ app.add_typer(bank_app, name="bank")
 app.command()(serve)
 
 # ---- commands ------------------------------------------------------------------------------------
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @app.command("eval")
@@ -85,8 +90,14 @@ def eval_command(
         "--seed then picks the order in which its traces are served.")] = None,
     repeats: Annotated[int, typer.Option(
         "--repeats", help="With --replay: rerun with this many seeds and report the mean with a 95% CI.")] = 1,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Problems solved at once.")] = 8,
-    max_inflight: Annotated[int, typer.Option("--max-inflight", help="Samples in flight at once.")] = 64,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", help="Problems solved at once; the others wait in order.")] = 8,
+    max_inflight: Annotated[int, typer.Option(
+        "--max-inflight", help="Samples in flight at once across all problems (a request for more runs alone, "
+        "with a warning).")] = 64,
+    max_trace_chars: Annotated[int, typer.Option(
+        "--max-trace-chars", help="Longest trace text (and reasoning) stored; longer ones are stored cut, flagged "
+        "in the store, with a warning.")] = DEFAULT_MAX_TRACE_CHARS,
     budget: Annotated[int | None, typer.Option(
         "--budget", help="Completion-token budget per problem; a problem that exceeds it is recorded as an error.")]
     = None,
@@ -121,13 +132,14 @@ def eval_command(
         replay=replay, store_traces=replay is None,
     )
     run_ids = []
-    with open_store(store) as db:
+    with open_store(store, max_trace_chars=max_trace_chars) as db:
         for repeat in range(repeats):
             config.replay_seed = (seed or 0) + repeat
             live = LiveProgress(console)
             try:
                 with live:
-                    outcome = asyncio.run(run_eval(config, db, on_progress=live.update, on_start=live.start))
+                    outcome = asyncio.run(run_eval(config, db, on_progress=live.update, on_start=live.start,
+                                                   on_warning=_warn))
             except KeyboardInterrupt:
                 err_console.print("interrupted: finished problems are saved; run the same command again to resume")
                 raise typer.Exit(130) from None

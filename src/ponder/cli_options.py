@@ -107,9 +107,10 @@ def sampling_from(temperature: float | None, top_p: float | None, max_tokens: in
                     top_logprobs=base.top_logprobs, extra={**base.extra, **extra_params(extra)})
 
 
-def open_store(path: Path | None) -> Any:
+def open_store(path: Path | None, **bounds: int) -> Any:
+    """The store at ``path`` (default: $PONDER_STORE or ./ponder.db); ``bounds`` are Store's size bounds."""
     from ponder.store import Store, default_store_path
 
-    return Store(path or default_store_path())
+    return Store(path or default_store_path(), **bounds)
 
 

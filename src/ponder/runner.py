@@ -1,18 +1,26 @@
-"""Run a strategy over a task: problems in parallel, each through its own ``Ctx``, each stored when done."""
+"""Run a strategy over a task: problems in parallel, each through its own ``Ctx``, each stored when done.
+
+Bounds: at most ``concurrency`` problems are in flight (started and not yet stored; the rest wait in order),
+and at most ``max_inflight`` traces are being generated across them. A request for more samples than
+``max_inflight`` runs alone, and the run says so; so does a trace the store cuts to its size bounds.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import json
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ponder.backends import Backend, BackendSpec, open_backend
+from ponder.backends import Backend, BackendSpec, FakeBackend, open_backend
 from ponder.context import Ctx, Sampling, Slots
 from ponder.errors import BackendUnavailable, CapabilityError, ConfigError, PonderError
 from ponder.store import ProblemRecord, Store
@@ -22,6 +30,8 @@ from ponder.types import Problem, Result
 from ponder.workers import run_each
 
 FAIL_FAST = 5  # stop a run whose first problems all fail: the cause is systematic, not bad luck
+
+log = logging.getLogger("ponder.runner")
 
 
 @dataclass
@@ -115,6 +125,9 @@ class Progress:
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    truncated_traces: int = 0  # stored cut to the store's size bounds
+    oversized_requests: int = 0  # asked for more samples than max_inflight at once
+    largest_request: int = 0
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -132,6 +145,57 @@ class Progress:
 
 
 ProgressHook = Callable[[Progress], None]
+WarningHook = Callable[[str], None]
+
+
+class _Warnings:
+    """Say each kind of bound-hit once as it happens (the run goes on), and sum them up at the end."""
+
+    def __init__(self, hook: WarningHook | None) -> None:
+        self._hook = hook
+        self._said: set[str] = set()
+
+    def say(self, kind: str, message: str) -> None:
+        if kind in self._said:
+            return
+        self._said.add(kind)
+        if self._hook is not None:
+            self._hook(message)
+        else:
+            log.warning(message)
+
+    def summary(self, progress: Progress, config: EvalConfig, store: Store) -> list[str]:
+        notes = []
+        if progress.oversized_requests:
+            notes.append(f"{progress.oversized_requests} requests asked for up to {progress.largest_request} "
+                         f"samples at once, more than --max-inflight {config.max_inflight}: each ran alone")
+        if progress.truncated_traces:
+            notes.append(f"{progress.truncated_traces} traces were longer than the store's bounds "
+                         f"({store.max_trace_chars:,} chars, {store.max_trace_tokens:,} tokens; see "
+                         "--max-trace-chars) and were stored cut, flagged in the traces table")
+        for note in notes:
+            if self._hook is not None:
+                self._hook(note)
+            else:
+                log.warning(note)
+        return notes
+
+
+class _CountedSlots(Slots):
+    """The run's slots, noticing requests larger than the whole pool (they run alone, beyond the bound)."""
+
+    def __init__(self, capacity: int, progress: Progress, warnings: _Warnings) -> None:
+        super().__init__(capacity)
+        self._progress = progress
+        self._warnings = warnings
+
+    async def acquire(self, count: int) -> int:
+        if count > self.capacity:
+            self._progress.oversized_requests += 1
+            self._progress.largest_request = max(self._progress.largest_request, count)
+            self._warnings.say("oversized", f"a request asks for {count} samples at once, more than --max-inflight "
+                               f"{self.capacity}: such requests wait for every slot and run alone")
+        return await super().acquire(count)
 
 
 @dataclass
@@ -139,6 +203,7 @@ class EvalOutcome:
     run_id: str
     resumed: bool
     progress: Progress
+    warnings: list[str] = field(default_factory=list)  # bounds the run hit (already reported as they happened)
 
 
 async def solve(problem: Problem, ctx: Ctx, strategy: str, params: dict[str, Any]) -> Result:
@@ -180,8 +245,13 @@ def _record(problem: Problem, position: int, ctx: Ctx, result: Result | None, er
 
 
 async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook | None = None,
-                   on_start: Callable[[str, bool, Progress], None] | None = None) -> EvalOutcome:
-    """Evaluate; finished problems of an earlier run with the same identity are skipped."""
+                   on_start: Callable[[str, bool, Progress], None] | None = None, *,
+                   on_warning: WarningHook | None = None, backend: Backend | None = None) -> EvalOutcome:
+    """Evaluate; finished problems of an earlier run with the same identity are skipped.
+
+    ``backend`` (optional) is used instead of opening ``config.model``; the caller keeps ownership of it.
+    ``on_warning`` receives one line per bound the run hits (default: the ``ponder.runner`` logger).
+    """
     info = get_strategy(config.strategy)
     config.params = coerce_params(info, config.params)  # bad parameters fail before any server starts
     if config.concurrency < 1 or config.max_inflight < 1:
@@ -209,24 +279,38 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
         on_start(run_id, resumed, progress)
     if not todo:
         return EvalOutcome(run_id, resumed, progress)
+    warnings = _Warnings(on_warning)
+    run = functools.partial(_run_problems, config=config, store=store, run_id=run_id, todo=todo, progress=progress,
+                            on_progress=on_progress, warnings=warnings)
     if bank is not None:
         from ponder.backends.replay import ReplayBackend
 
         replay = ReplayBackend(bank, seed=config.replay_seed)
         # Each problem gets its own view of the bank: prompts repeat across problems, and a problem's serving
         # order must not depend on how problems interleave.
-        await _run_problems(lambda p: replay.for_problem(p.id), config, store, run_id, todo, progress,
-                            on_progress)
+        await run(lambda p: replay.for_problem(p.id))
+    elif backend is not None:
+        await run(_per_problem(backend))
     else:
-        async with open_backend(config.model) as backend:
-            await _run_problems(lambda p: backend, config, store, run_id, todo, progress, on_progress)
-    return EvalOutcome(run_id, resumed, progress)
+        async with open_backend(config.model) as opened:
+            await run(_per_problem(opened))
+    return EvalOutcome(run_id, resumed, progress, warnings.summary(progress, config, store))
 
 
-async def _run_problems(backend_for: Callable[[Problem], Backend], config: EvalConfig, store: Store, run_id: str,
+def _per_problem(backend: Backend) -> Callable[[Problem], Backend]:
+    """The backend each problem uses. The fake backend numbers samples per prompt, and prompts repeat across
+    problems (add1 has 81), so each problem gets a fresh one: its samples then depend on the problem and the
+    seed alone, not on which problems ran before it, and a resumed run gives what an uninterrupted one would."""
+    if isinstance(backend, FakeBackend):
+        return lambda p: dataclasses.replace(backend, calls=backend.calls)
+    return lambda p: backend
+
+
+async def _run_problems(backend_for: Callable[[Problem], Backend], *, config: EvalConfig, store: Store, run_id: str,
                         todo: list[tuple[int, Problem]], progress: Progress,
-                        on_progress: ProgressHook | None) -> None:
-    slots = Slots(config.max_inflight)
+                        on_progress: ProgressHook | None, warnings: _Warnings) -> None:
+    slots = _CountedSlots(config.max_inflight, progress, warnings)
+
     async def solve_one(item: tuple[int, Problem]) -> None:
         position, problem = item
         ctx = Ctx(backend_for(problem), problem, sampling=config.sampling, slots=slots,
@@ -241,7 +325,18 @@ async def _run_problems(backend_for: Callable[[Problem], Backend], config: EvalC
         except PonderError as exc:
             error = f"{type(exc).__name__}: {exc}"
         record = _record(problem, position, ctx, result, error, time.perf_counter() - start)
-        await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls, traces=config.store_traces)
+        try:
+            cut = await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls, traces=config.store_traces)
+        except sqlite3.IntegrityError:
+            # Another process working on the same run stored this problem first: keep its result, once.
+            if problem.id not in await asyncio.to_thread(store.done_problems, run_id):
+                raise
+            cut = 0
+        if cut:
+            progress.truncated_traces += cut
+            warnings.say("truncated", f"problem {problem.id}: a trace is longer than the store's bounds "
+                         f"({store.max_trace_chars:,} chars, {store.max_trace_tokens:,} tokens); it is stored cut "
+                         "and flagged (--max-trace-chars raises the bound)")
         if record.error is not None and progress.done == progress.errors and progress.errors + 1 >= FAIL_FAST:
             raise PonderError(f"the first {FAIL_FAST} problems all failed, the last with {record.error}; "
                               "fix the cause and run the same command again to retry them")

@@ -5,18 +5,23 @@ killed at any moment (even by SIGKILL) loses at most the problems in flight, and
 skips what is done. WAL journaling keeps the file consistent through crashes and lets a second process
 read (or write, after a short wait) at the same time. The schema only grows: migrations are appended,
 never edited.
+
+Stored traces are bounded: text and reasoning longer than ``max_trace_chars`` and token arrays longer than
+``max_trace_tokens`` are cut, and the trace row's ``truncated`` column records the full sizes (JSON), so a
+cut trace is never mistaken for a whole one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,10 @@ from ponder.types import Trace
 
 DEFAULT_STORE = "ponder.db"
 STORE_ENV = "PONDER_STORE"
+DEFAULT_MAX_TRACE_CHARS = 1_000_000  # per text field: far beyond a 32k-token reasoning trace (~130k chars)
+DEFAULT_MAX_TRACE_TOKENS = 131_072  # per trace: the longest context windows in use
+
+log = logging.getLogger("ponder.store")
 
 MIGRATIONS: list[str] = [
     # 1: runs, results, calls, traces
@@ -95,6 +104,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX traces_by_problem ON traces(run_id, problem_id);
     """,
+    # 2: traces cut to the store's size bounds record their full sizes
+    """
+    ALTER TABLE traces ADD COLUMN truncated TEXT;
+    """,
 ]
 
 
@@ -147,7 +160,12 @@ def _bool(value: bool | None) -> int | None:
 class Store:
     """One SQLite file. Methods are thread-safe; the runner calls them from a worker thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_trace_chars: int = DEFAULT_MAX_TRACE_CHARS,
+                 max_trace_tokens: int = DEFAULT_MAX_TRACE_TOKENS) -> None:
+        if max_trace_chars < 1 or max_trace_tokens < 1:
+            raise ConfigError("--max-trace-chars (and the token bound) must be at least 1")
+        self.max_trace_chars = max_trace_chars
+        self.max_trace_tokens = max_trace_tokens
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             raise ConfigError(f"store folder {self.path.parent} does not exist; create it or pass --store PATH")
@@ -256,8 +274,25 @@ class Store:
             ).fetchall()
         return {r[0] for r in rows}
 
-    def save_problem(self, run_id: str, record: ProblemRecord, calls: Sequence[Call], *, traces: bool = True) -> None:
-        """Write a finished problem with all its calls and traces, atomically, replacing an earlier failed try."""
+    def save_problem(self, run_id: str, record: ProblemRecord, calls: Sequence[Call], *, traces: bool = True) -> int:
+        """Write a finished problem with all its calls and traces, atomically, replacing an earlier failed try.
+
+        Returns how many traces were cut to the size bounds (each is flagged, and the problem's info counts them).
+        A problem that already has a result without error raises ``sqlite3.IntegrityError`` and writes nothing.
+        """
+        rows: list[list[tuple[Any, ...]]] = []
+        cut = 0
+        for call in calls if traces else []:
+            rows.append([])
+            for trace in call.traces:
+                row, sizes = self._trace_row(run_id, record.problem_id, trace)
+                rows[-1].append(row)
+                if sizes:
+                    cut += 1
+                    log.warning("problem %s, trace %d: %s over the store's bound (%s chars, %s tokens); stored "
+                                "cut and flagged", record.problem_id, trace.index, _sizes(sizes),
+                                f"{self.max_trace_chars:,}", f"{self.max_trace_tokens:,}")
+        info = {**record.info, "truncated_traces": cut} if cut else record.info
         with self._transaction() as db:
             failed = db.execute(
                 "SELECT 1 FROM results WHERE run_id = ? AND problem_id = ? AND error IS NOT NULL",
@@ -281,18 +316,35 @@ class Store:
                 db.executemany(
                     "INSERT INTO traces (call_id, run_id, problem_id, idx, text, reasoning, answer, correct,"
                     " finish_reason, prompt_tokens, completion_tokens, latency_s, cancelled, tokens, logprobs,"
-                    " top_logprobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_trace_row(cursor.lastrowid, run_id, record.problem_id, t) for t in call.traces],
+                    " top_logprobs, truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(cursor.lastrowid, *row) for row in rows[seq]],
                 )
             db.execute(
                 "INSERT INTO results (run_id, problem_id, position, gold, answer, correct, confidence, votes, info,"
                 " prompt_tokens, completion_tokens, calls, traces, cancelled_traces, latency_s, error,"
                 " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, record.problem_id, record.position, record.gold, record.answer, _bool(record.correct),
-                 record.confidence, _json(record.votes), _json(record.info), record.prompt_tokens,
+                 record.confidence, _json(record.votes), _json(info), record.prompt_tokens,
                  record.completion_tokens, record.calls, record.traces, record.cancelled_traces,
                  record.latency_s, record.error, time.time()),
             )
+        return cut
+
+    def _trace_row(self, run_id: str, problem_id: str, trace: Trace) -> tuple[tuple[Any, ...], dict[str, int]]:
+        """The row to store (without its call id) and the full sizes of whatever was cut to the bounds."""
+        sizes: dict[str, int] = {}
+        chars, tokens = self.max_trace_chars, self.max_trace_tokens
+        if len(trace.text) > chars:
+            sizes["text"] = len(trace.text)
+        if len(trace.reasoning) > chars:
+            sizes["reasoning"] = len(trace.reasoning)
+        if max(len(trace.tokens), len(trace.logprobs), len(trace.top_logprobs)) > tokens:
+            sizes["tokens"] = max(len(trace.tokens), len(trace.logprobs), len(trace.top_logprobs))
+        if sizes:
+            trace = replace(trace, text=trace.text[:chars], reasoning=trace.reasoning[:chars],
+                            tokens=trace.tokens[:tokens], logprobs=trace.logprobs[:tokens],
+                            top_logprobs=trace.top_logprobs[:tokens])
+        return (*_trace_row(run_id, problem_id, trace), _json(sizes) if sizes else None), sizes
 
     def results(self, run_id: str) -> list[ProblemRecord]:
         with self._lock:
@@ -330,14 +382,27 @@ class Store:
             ).fetchone()
         return list(json.loads(row[0])) if row else []
 
+    def truncated_traces(self, run_id: str) -> list[tuple[str, int, dict[str, int]]]:
+        """(problem_id, trace index, full sizes) of the run's traces that were stored cut to the bounds."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT problem_id, idx, truncated FROM traces WHERE run_id = ? AND truncated IS NOT NULL"
+                " ORDER BY problem_id, id", (run_id,),
+            ).fetchall()
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
     def integrity_ok(self) -> bool:
         with self._lock:
             return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
 
-def _trace_row(call_id: int | None, run_id: str, problem_id: str, t: Trace) -> tuple[Any, ...]:
+def _sizes(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{field} of {size:,}" for field, size in sizes.items())
+
+
+def _trace_row(run_id: str, problem_id: str, t: Trace) -> tuple[Any, ...]:
     return (
-        call_id, run_id, problem_id, t.index, t.text, t.reasoning, t.answer, _bool(t.correct), t.finish_reason,
+        run_id, problem_id, t.index, t.text, t.reasoning, t.answer, _bool(t.correct), t.finish_reason,
         t.prompt_tokens, t.completion_tokens, t.latency_s, int(t.cancelled), _json(t.tokens), _json(t.logprobs),
         _json(t.top_logprobs),
     )  # fmt: skip

@@ -20,11 +20,13 @@ def judged_step(request: GenerationRequest) -> str | None:
     return last["content"].split(JUDGE_MARK, 1)[1].split("\n\nIs the next step", 1)[0]
 
 
-def stepper(steps: Steps, judge: Callable[[str], bool] = lambda step: True, **backend: object) -> FakeBackend:
+def stepper(steps: Steps, judge: Callable[[str], bool] = lambda step: True,
+            otherwise: Sequence[str | Scripted] = (), **backend: object) -> FakeBackend:
     """A fake model whose next steps depend on the solution so far.
 
     ``steps`` maps the solution so far (steps joined by a blank line; "" at the question) to the candidate next
-    steps, served in order by sample index (cycled). ``judge`` says Yes or No to a JudgeScorer's question.
+    steps, served in order by sample index (cycled); other prefixes get ``otherwise``. ``judge`` says Yes or No
+    to a JudgeScorer's question.
     """
 
     def script(request: GenerationRequest, index: int) -> str | Scripted:
@@ -33,7 +35,8 @@ def stepper(steps: Steps, judge: Callable[[str], bool] = lambda step: True, **ba
             return "Yes" if judge(step) else "No"
         last = request.messages[-1]
         prefix = last["content"].rstrip("\n") if last["role"] == "assistant" else ""
-        options = steps[prefix]
+        options = steps.get(prefix) or otherwise
+        assert options, f"the script has no step after {prefix!r}"
         return options[index % len(options)]
 
     return FakeBackend(script, **backend)  # type: ignore[arg-type]

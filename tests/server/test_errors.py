@@ -88,7 +88,7 @@ def test_malformed_json_and_too_big_bodies(upstream: FakeOpenAIServer) -> None:
         assert response.status_code == 400 and "JSON object" in response.json()["error"]["message"]
         big = {"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]}
         response = post(proxy, big)
-        assert response.status_code == 400 and "2,000 bytes" in response.json()["error"]["message"]
+        assert response.status_code == 413 and "2,000 bytes" in response.json()["error"]["message"]
 
         def chunks():  # no Content-Length: the limit holds while reading
             yield b'{"model": "m", "messages": [{"role": "user", "content": "'
@@ -97,7 +97,7 @@ def test_malformed_json_and_too_big_bodies(upstream: FakeOpenAIServer) -> None:
             yield b'"}]}'
 
         response = post(proxy, content=chunks())
-        assert response.status_code == 400 and response.json()["error"]["code"] == "body_too_large"
+        assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
     assert upstream.requests == []
 
 

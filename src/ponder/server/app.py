@@ -167,8 +167,8 @@ async def _serve(request: Request, chat: ChatRequest, state: _State, config: Ser
 
 
 async def _read_json(request: Request, limit: int) -> Any:
-    too_big = RequestError(f"the request body exceeds this server's limit of {limit:,} bytes",
-                           code="body_too_large")
+    too_big = RequestError(f"the request body exceeds this server's limit of {limit:,} bytes "
+                           "(ponder serve --max-body-bytes)", status=413, code="body_too_large")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise too_big
@@ -181,6 +181,9 @@ async def _read_json(request: Request, limit: int) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise RequestError(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:  # the decoder recurses per nesting level; no real request nests this deep
+        raise RequestError("the request body is nested too deeply to be a chat request",
+                           code="invalid_json") from None
 
 
 async def _upstream_models(backend: Backend) -> frozenset[str]:

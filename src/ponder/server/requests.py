@@ -148,18 +148,24 @@ def parse_model_prefix(model: str) -> tuple[str, str | None, dict[str, str]]:
 
 def _strategy_params(name: str, raw: dict[str, Any], config: ServeConfig, named_in: str,
                      from_prefix: set[str]) -> dict[str, Any]:
+    in_prefix = " (in the model name's ponder: prefix)"
     try:
         info = get_strategy(name)
     except PonderError as exc:
-        raise RequestError(str(exc), named_in, code="unknown_strategy") from None
+        raise RequestError(str(exc) + (in_prefix if named_in == "model" else ""), named_in,
+                           code="unknown_strategy") from None
     for key, value in raw.items():  # one at a time, so the error names the parameter
         try:
             coerce_params(info, {key: value})
         except PonderError as exc:
-            raise RequestError(str(exc), "model" if key in from_prefix else f"ponder.{key}") from None
+            if key in from_prefix:
+                raise RequestError(str(exc) + in_prefix, "model") from None
+            raise RequestError(str(exc), f"ponder.{key}") from None
     params = coerce_params(info, raw)
     for key in LIMITED_PARAMS:
         value = params.get(key)
+        if isinstance(value, int) and value < 1:
+            raise RequestError(f"{key} must be at least 1, got {value}", f"ponder.{key}")
         if isinstance(value, int) and value > config.max_n:
             given = "" if key in raw else " (the strategy's default)"
             raise RequestError(f"{key}={value}{given} exceeds this server's limit of {config.max_n} samples",

@@ -59,8 +59,12 @@ Faults
 A :class:`Fault` (or just its kind as a string) applies to one chat-completion request. Faults come from a
 FIFO queue (``faults=[...]`` or ``srv.push_faults(...)``; a ``None`` entry means "no fault for this
 request"); when the queue is empty and ``fault_rates={kind_or_Fault: probability}`` is set, one draw of a
-``random.Random(seed)`` per request picks at most one of them. Requests rejected with 401 because of
-``api_key`` consume no fault. Kinds:
+``random.Random(seed)`` per request picks at most one of them. With ``fault_key="body"`` the draw depends
+on the seed, the request body and how often that exact body was seen, so which request meets which fault
+does not depend on the order in which concurrent requests arrive (a retry of the same body draws anew).
+:func:`transient_fault_rates` spreads a total rate evenly over the transient kinds. ``srv.fault_counts``
+counts the faults injected so far by kind. Requests rejected with 401 because of ``api_key`` consume no
+fault. Kinds:
 
 ====================  ======================================================================================
 ``server_error``      HTTP 500 (or ``status``) with ``{"error": {"message", "type": "server_error", ...}}``
@@ -77,7 +81,8 @@ request"); when the queue is empty and ``fault_rates={kind_or_Fault: probability
 ``malformed_json``    non-stream: HTTP 200 with an invalid JSON body; stream: one invalid ``data:`` event
                       inserted before token position ``after_tokens`` (default 0), the stream then goes on
 ``no_logprobs``       ``logprobs`` is null even when requested
-``duplicate_chunks``  stream: every token chunk is sent twice (non-stream: no effect)
+``duplicate_chunks``  stream: every token chunk is sent twice, or only the chunk(s) of position
+                      ``after_tokens`` if set (non-stream: no effect)
 ====================  ======================================================================================
 
 Requests are also validated like the real API (400 for a bad body, missing ``messages``, ``n < 1``,
@@ -112,6 +117,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 __all__ = [
     "DEFAULT_REPLY",
     "FAULT_KINDS",
+    "TRANSIENT_FAULT_KINDS",
     "FakeOpenAIServer",
     "Fault",
     "RequestRecord",
@@ -121,6 +127,7 @@ __all__ = [
     "default_logprob",
     "echo_responder",
     "tokenize",
+    "transient_fault_rates",
 ]
 
 DEFAULT_REPLY = "The answer is 4."
@@ -185,6 +192,32 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
+
+
+TRANSIENT_FAULT_KINDS = (
+    "server_error", "rate_limit", "slow", "reset", "disconnect", "truncate", "malformed_json", "no_logprobs",
+    "duplicate_chunks",
+)  # fmt: skip
+"""The faults a robust client must survive: everything but the client errors (bad_request, unauthorized)."""
+
+
+def transient_fault_rates(
+    total: float, *, delay_s: float = 1.0, retry_after: float | None = 1.0, kinds: Iterable[str] = TRANSIENT_FAULT_KINDS
+) -> dict[Fault | str, float]:
+    """``fault_rates`` giving each of ``kinds`` an equal share of ``total``; ``slow`` sleeps ``delay_s`` and
+    ``rate_limit`` asks to wait ``retry_after`` seconds."""
+    kinds = list(kinds)
+    if not kinds or not 0 <= total <= 1:
+        raise ValueError("need at least one kind and a total rate in [0, 1]")
+    rates: dict[Fault | str, float] = {}
+    for kind in kinds:
+        fault = Fault(kind)
+        if kind == "slow":
+            fault = Fault(kind, delay_s=delay_s)
+        elif kind == "rate_limit":
+            fault = Fault(kind, retry_after=retry_after)
+        rates[fault] = total / len(kinds)
+    return rates
 
 
 @dataclass
@@ -415,6 +448,7 @@ class FakeOpenAIServer:
         faults: Iterable[Fault | str | None] = (),
         fault_rates: Mapping[Fault | str, float] | None = None,
         seed: int = 0,
+        fault_key: Literal["arrival", "body"] = "arrival",
         max_top_logprobs: int = 20,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -438,6 +472,11 @@ class FakeOpenAIServer:
         self._faults: deque[Fault | None] = deque()
         self._fault_rates: list[tuple[Fault, float]] = []
         self._rng = random.Random(seed)
+        self._seed = seed
+        if fault_key not in ("arrival", "body"):
+            raise ValueError("fault_key must be 'arrival' or 'body'")
+        self.fault_key = fault_key
+        self._bodies_seen: dict[str, int] = {}
         self.push_faults(*faults)
         self.set_fault_rates(fault_rates or {}, seed=seed)
 
@@ -672,13 +711,30 @@ class FakeOpenAIServer:
             self._fault_rates = parsed
             if seed is not None:
                 self._rng = random.Random(seed)
+                self._seed = seed
+                self._bodies_seen.clear()
 
-    def _next_fault(self) -> Fault | None:
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """How many requests got each kind of fault so far (from the queue or the rates)."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for record in self._records:
+                if record.fault is not None:
+                    counts[record.fault.kind] = counts.get(record.fault.kind, 0) + 1
+        return counts
+
+    def _next_fault(self, body: bytes = b"") -> Fault | None:
         with self._lock:
             if self._faults:
                 return self._faults.popleft()
             if self._fault_rates:
-                draw = self._rng.random()
+                if self.fault_key == "body":
+                    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+                    seen = self._bodies_seen[digest] = self._bodies_seen.get(digest, 0) + 1
+                    draw = random.Random(f"{self._seed}/{digest}/{seen}").random()
+                else:
+                    draw = self._rng.random()
                 acc = 0.0
                 for fault, p in self._fault_rates:
                     acc += p
@@ -773,7 +829,7 @@ class FakeOpenAIServer:
             raise _auth_error()
         if request is None:
             raise _ClientError(400, "We could not parse the JSON body of your request.")
-        fault = self._next_fault()
+        fault = self._next_fault(record.body)
         self._update(record, fault=fault)
         kind = fault.kind if fault else None
 
@@ -1008,6 +1064,7 @@ class FakeOpenAIServer:
         cut_at = (length // 2 if after is None else after) if kind == "truncate" else None
         bad_at = (after or 0) if kind == "malformed_json" else None
         slow_at = after if kind == "slow" else None
+        dup_at = after if kind == "duplicate_chunks" else None
 
         self._update(ctx.record, status=200)
         await ctx.send(
@@ -1046,7 +1103,7 @@ class FakeOpenAIServer:
                 delta = {reasoning_key if tok.channel == "reasoning" else "content": tok.text}
                 lp = {"content": [tok.logprob_entry(top_k)], "refusal": None} if want_lp else None
                 data = chunk(c.index, delta, lp)
-                out += data + data if kind == "duplicate_chunks" else data
+                out += data + data if pos == dup_at or (kind == "duplicate_chunks" and after is None) else data
                 sent += 1
                 if pos == len(c.tokens) - 1:
                     out += chunk(c.index, {}, None, c.finish_reason)
@@ -1184,13 +1241,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--fault-rate", action="append", default=[], metavar="KIND=P", help="random fault rate (repeatable)"
     )
+    parser.add_argument(
+        "--transient-faults", type=float, default=0.0, metavar="P",
+        help="total rate of transient faults, spread evenly over " + ", ".join(TRANSIENT_FAULT_KINDS),
+    )
+    parser.add_argument("--fault-delay", type=float, default=1.0, help="seconds a 'slow' fault sleeps")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 'rate_limit' fault")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     rates: dict[Fault | str, float] = {}
+    if args.transient_faults:
+        rates.update(transient_fault_rates(args.transient_faults, delay_s=args.fault_delay,
+                                           retry_after=args.retry_after))
     for spec in args.fault_rate:
         kind, _, p = spec.partition("=")
-        rates[kind] = float(p)
+        fault = Fault(kind, delay_s=args.fault_delay, retry_after=args.retry_after)
+        rates[fault] = rates.get(fault, 0.0) + float(p)
     responder: Responder | Reply
     if args.echo:
         reasoning_text = args.reasoning_text

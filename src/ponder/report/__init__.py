@@ -1,7 +1,9 @@
 """Reports: accuracy against token cost, calibration and paired comparisons, as an HTML page with PNG figures.
 
 ``build_report(store, ["run-a", "run-b"], Path("report"))`` writes ``report/index.html``,
-``report/accuracy_vs_tokens.png`` and ``report/calibration.png``. Needs matplotlib (``pip install 'ponder[report]'``).
+``report/accuracy_vs_tokens.png`` and ``report/calibration.png``; runs whose results store search trees
+(``info["tree"]``, from beam, dvts, best-first, MCTS, ...) get an expandable tree per problem. Needs matplotlib
+(``pip install 'ponder[report]'``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def build_report(store: Store, run_refs: list[str], out_dir: Path, title: str | 
     _require_matplotlib()
     from ponder.report.html import render
     from ponder.report.plots import draw_all
+    from ponder.report.trees import collect_trees
 
     if bins < 1:
         raise ConfigError(f"calibration needs at least one bin, got {bins}")
@@ -59,8 +62,9 @@ def build_report(store: Store, run_refs: list[str], out_dir: Path, title: str | 
     except OSError as exc:
         raise ConfigError(f"cannot create report folder {out_dir}: {exc}") from exc
     figures = draw_all(data, out_dir)
+    trees = collect_trees(store, runs, data.notes)
     index = out_dir / INDEX
-    index.write_text(render(data, figures, title or _default_title(data)), encoding="utf-8")
+    index.write_text(render(data, figures, title or _default_title(data), trees), encoding="utf-8")
     return index
 
 

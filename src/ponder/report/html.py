@@ -11,6 +11,8 @@ from html import escape
 
 from ponder.metrics import Estimate
 from ponder.report.data import BASELINE, ReportData, Row, format_params
+from ponder.report.trees import STYLE as TREE_STYLE
+from ponder.report.trees import RunTrees, render_trees
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1400px;
@@ -117,8 +119,9 @@ def _runs_list(data: ReportData) -> str:
     return "<ul>\n" + "\n".join(items) + "\n</ul>"
 
 
-def render(data: ReportData, figures: Sequence[tuple[str, str]], title: str) -> str:
-    """The whole page as a string."""
+def render(data: ReportData, figures: Sequence[tuple[str, str]], title: str,
+           trees: Sequence[RunTrees] = ()) -> str:
+    """The whole page as a string; ``trees`` adds the search-tree section."""
     from ponder import __version__
 
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -129,7 +132,7 @@ def render(data: ReportData, figures: Sequence[tuple[str, str]], title: str) -> 
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title>",
-        f"<style>{_STYLE}</style>",
+        f"<style>{_STYLE}{TREE_STYLE if trees else ''}</style>",
         f"<script>{_SCRIPT}</script>",
         "</head>",
         "<body>",
@@ -155,6 +158,10 @@ def render(data: ReportData, figures: Sequence[tuple[str, str]], title: str) -> 
         "not at their defaults; hover over one for all its parameters.</p>",
         "<h2>Runs</h2>",
         _runs_list(data),
+    ]
+    if trees:
+        parts.append(render_trees(trees))
+    parts += [
         "</body>",
         "</html>",
     ]

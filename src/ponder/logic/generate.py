@@ -146,10 +146,13 @@ def generate_item(rng: random.Random, target: Label) -> LogicItem:
     for _ in range(MAX_TRIES):
         v = _Vocabulary(rng)
         premises: list[Statement] = []
-        for _ in range(rng.randint(4, 6)):
+        wanted = rng.randint(4, 6)
+        for _ in range(100):  # distinct statements; the vocabulary allows far more than six
             s = _draw(rng, PREMISE_TEMPLATES, v)
             if s not in premises:
                 premises.append(s)
+            if len(premises) == wanted:
+                break
         conclusion = _draw(rng, CONCLUSION_TEMPLATES, v)
         if conclusion in premises:
             continue

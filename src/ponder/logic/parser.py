@@ -197,6 +197,8 @@ class _Parser:
                 raise self.error("expected a variable after the quantifier")
             self.i = j + 1
             return names
+        if self.peek() != "NAME":
+            raise self.error("expected a variable after the quantifier")
         return [self.take("NAME")[1]]
 
     def atom(self) -> Formula:
@@ -226,4 +228,7 @@ def _describe(kind: str) -> str:
 
 def parse_formula(text: str, limits: Limits = DEFAULT_LIMITS) -> Formula:
     """Parse one closed formula; raises ``ParseError`` with the position of the problem."""
-    return _Parser(text, limits).sentence()
+    try:
+        return _Parser(text, limits).sentence()
+    except RecursionError:  # only reachable if max_depth is raised past what Python's stack allows
+        raise ParseError("formula nested too deeply for the parser") from None

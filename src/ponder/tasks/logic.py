@@ -33,14 +33,17 @@ SAT_VARIABLES = 6
 SAT_CLAUSES = 26
 SAT_K = 3
 PEOPLE = ("Ann", "Ben", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Lou")
-_ANSWER = re.compile(r"ANSWER\s*:\s*(.+)", re.IGNORECASE)
+_ANSWER = re.compile(r"ANSWER\s*:", re.IGNORECASE)
 _LABEL = re.compile(r"\b(true|false|unknown|uncertain)\b", re.IGNORECASE)
 
 
 def extract_tagged(text: str) -> str | None:
     """The text after the last ``ANSWER:`` (to the end of its line), or None."""
-    found = _ANSWER.findall(text[-20000:])
-    return found[-1].strip() or None if found else None
+    tail = text[-20000:]
+    found = list(_ANSWER.finditer(tail))
+    if not found:
+        return None
+    return tail[found[-1].end() :].split("\n", 1)[0].strip() or None
 
 
 def normalize_label(answer: str | None) -> str | None:

@@ -119,11 +119,12 @@ async def sat_solve(problem: Problem, ctx: Ctx, k: int = 5, shots: int = 2, refi
     info: dict[str, object] = {"verdicts": [f.verdict for f in done], "decided": sum(f.verdict is not None
                                for f in done), "failures": dict(failures),
                                "errors": [str(f.error) for f in done if f.error is not None][:5]}
-    if result.winner != "SAT":
-        return result.result(all_traces, info)
-    answer, agreement = _consensus([f for f in done if f.verdict == "SAT"], variables)
-    info["agreement"] = agreement
-    votes = {answer if key == "SAT" else key: weight for key, weight in result.tally.items()}
+    answer, votes = result.winner, dict(result.tally)
+    sat = [f for f in done if f.verdict == "SAT"]
+    if sat:  # the SAT side speaks through its consensus assignment
+        consensus, info["agreement"] = _consensus(sat, variables)
+        votes = {consensus if key == "SAT" else key: weight for key, weight in votes.items()}
+        answer = consensus if answer == "SAT" else answer
     return Result(answer=answer, confidence=result.share, votes=votes, traces=all_traces, info=info)
 
 

@@ -121,8 +121,10 @@ async def test_parameters_are_checked() -> None:
 
 async def test_scorer_failures_are_clear_errors() -> None:
     problem = make_problem()
+    no_logprobs = Ctx(stepper(TRAP, logprobs=False), problem)
     with pytest.raises(CapabilityError, match="logprobs"):
-        await beam(problem, Ctx(stepper(TRAP, logprobs=False), problem), scorer="confidence")
+        await beam(problem, no_logprobs, scorer="confidence")
+    assert no_logprobs.usage.calls == 0  # refused before spending anything
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

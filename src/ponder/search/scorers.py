@@ -90,6 +90,8 @@ def unit_confidence(value: float, measure: str) -> float:
 class ConfidenceScorer:
     """The model's confidence in the tokens that wrote the newest step (no extra model call)."""
 
+    needs_logprobs = True  # searches check this before their first call, not after spending tokens
+
     def __init__(self, measure: str = "mean", *, window: int = conf.DEFAULT_WINDOW) -> None:
         if measure not in STEP_MEASURES:
             raise ConfigError(

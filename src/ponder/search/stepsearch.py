@@ -65,6 +65,8 @@ class StepSearch:
         max_step_tokens: int = 256,
         budget: int = 0,
     ) -> None:
+        if getattr(scorer, "needs_logprobs", False):
+            ctx.require_logprobs(f"scorer {scorer.name}")
         self.ctx = ctx
         self.problem = problem
         self.scorer = scorer

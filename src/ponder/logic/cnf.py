@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ponder.logic.errors import DEFAULT_LIMITS, Limits, ParseError, SizeError
+from ponder.logic.ground import sat_solver
 
 Clause = list[int]
 UNSAT_WORDS = ("unsat", "unsatisfiable", "impossible", "no solution", "not satisfiable", "no assignment")
@@ -37,9 +38,7 @@ def random_kcnf(rng: random.Random, variables: int, clauses: int, k: int = 3) ->
 
 def solve(clauses: Sequence[Sequence[int]], limits: Limits = DEFAULT_LIMITS) -> list[int] | None:
     """A model (a list of signed variables) or None if unsatisfiable; raises SizeError past the conflict limit."""
-    from pysat.solvers import Solver
-
-    with Solver(name="minisat22", bootstrap_with=[list(c) for c in clauses]) as solver:
+    with sat_solver(clauses) as solver:
         solver.conf_budget(limits.max_conflicts)
         outcome = solver.solve_limited()
         if outcome is None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from ponder.errors import ConfigError
 from ponder.logic.errors import Limits, LogicError, SizeError
 from ponder.logic.skolem import render
 from ponder.logic.syntax import And, Atom, Formula, Iff, Implies, Not, Or, Quant, Xor, children
@@ -74,12 +76,19 @@ class Encoder:
         return v
 
 
+def sat_solver(clauses: Sequence[Sequence[int]]) -> Any:
+    """A python-sat solver loaded with the clauses (use it as a context manager)."""
+    try:
+        from pysat.solvers import Solver
+    except ImportError:  # not a LogicError: a missing package is the user's to fix, not a bad formula
+        raise ConfigError("the logic tasks and strategies need python-sat: pip install 'ponder[tasks]'") from None
+    return Solver(name=SOLVER, bootstrap_with=[list(c) for c in clauses])
+
+
 def satisfiable(clauses: list[list[int]], queries: Sequence[Sequence[int]], limits: Limits) -> list[bool]:
     """Satisfiability of the clauses under each list of assumption literals."""
-    from pysat.solvers import Solver
-
     answers = []
-    with Solver(name=SOLVER, bootstrap_with=clauses) as solver:
+    with sat_solver(clauses) as solver:
         for assumptions in queries:
             solver.conf_budget(limits.max_conflicts)
             outcome = solver.solve_limited(assumptions=list(assumptions))

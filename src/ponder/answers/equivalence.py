@@ -10,7 +10,10 @@ Behaviour choices:
   ``50\\%`` and ``0.5`` are NOT equal.
 * Equations: equal iff ``lhs - rhs`` of one is a nonzero constant multiple of the other's.
 * Timeouts count as "not equal" and are cached like any other result, so a pathological pair costs one
-  deadline, not one per vote.
+  deadline, not one per vote. The worker killed at a deadline is replaced in the background, so the next check
+  does not wait for a new one to start.
+* Answers longer than ``MAX_ANSWER_CHARS`` are equal only to themselves (after whitespace is collapsed): no
+  parser sees them, so a megabyte of output costs a string comparison.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from multiprocessing import get_context
 from types import TracebackType
 from typing import Any
 
+from ponder.answers.extract import MAX_ANSWER_CHARS
 from ponder.answers.normalize import normalize_answer, parse_number
 from ponder.answers.worker import DEBUG_ENV, WorkerCrashed, WorkerProcess, WorkerTimeout
 from ponder.errors import ConfigError, PonderError
@@ -227,6 +231,7 @@ class AnswerChecker:
         A crashed worker (killed from outside, out of memory) is replaced and the request tried once more.
         """
         slot = self._free.get()
+        replace = False
         try:
             for _ in range(2):
                 worker = self._ready_worker(slot)
@@ -238,6 +243,7 @@ class AnswerChecker:
                     self._discard(slot, worker)
                     with self._lock:
                         self.timeouts += 1
+                    replace = True
                     return ("timeout", None)
                 except WorkerCrashed:
                     self._discard(slot, worker)
@@ -245,7 +251,28 @@ class AnswerChecker:
                         self.crashes += 1
             return None
         finally:
-            self._free.put(slot)
+            if not (replace and self._replace_later(slot)):
+                self._free.put(slot)
+
+    def _replace_later(self, slot: _Slot) -> bool:
+        """Start the slot's next worker on the checker's threads and free the slot once it is up."""
+
+        def start() -> None:
+            try:
+                self._ready_worker(slot)
+            except PonderError:
+                pass  # the next check on this slot tries again, and reports the failure
+            finally:
+                self._free.put(slot)
+
+        with self._lock:
+            if self._closed or self._executor is None:
+                return False
+            try:
+                self._executor.submit(start)
+            except RuntimeError:  # shut down meanwhile
+                return False
+        return True
 
     def _ready_worker(self, slot: _Slot) -> WorkerProcess | None:
         """The slot's worker, (re)started if missing or dead; None once the checker is closed."""
@@ -309,4 +336,6 @@ def _without_worker(a: str | None, b: str | None) -> tuple[bool | None, str, str
     if a is None or b is None:
         return False, "", ""
     na, nb = normalize_answer(a), normalize_answer(b)
+    if len(na) > MAX_ANSWER_CHARS or len(nb) > MAX_ANSWER_CHARS:
+        return na == nb, na, nb
     return fast_equivalent(na, nb), na, nb

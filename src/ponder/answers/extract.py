@@ -3,14 +3,17 @@
 Priority: last ``\\boxed{...}``/``\\fbox{...}``, then the last ``#### N``, then the last "the answer is ..." /
 "final answer: ..." / "Answer: ..." phrase, then the last number. Every step is a linear scan (plain ``str``
 searches, regexes that cannot backtrack badly, phrase rules only on a bounded slice), so megabyte-long outputs
-cannot blow up.
+cannot blow up. An "answer" longer than ``MAX_ANSWER_CHARS`` is not one (a megabyte of digits, a box around a
+whole essay): extraction gives None for it, and normalisation and equivalence compare such strings as they are.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["extract_answer", "find_closing_brace"]
+__all__ = ["MAX_ANSWER_CHARS", "extract_answer", "find_closing_brace"]
+
+MAX_ANSWER_CHARS = 4000  # longer than any real final answer (a 20x20 grid is ~800 characters)
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 # A LaTeX escape (``\{``, ``\}``, ``\\``) is one token, so escaped braces never count as grouping braces.
@@ -19,9 +22,9 @@ _ANSWER_PHRASE = re.compile(
     r"answer(?:\*\*|__)?[ \t]*(?::|\bis\b[ \t]*:?|=)",  # also ends "final answer: ..." / "**Answer:**"
     re.IGNORECASE,
 )
-# Signs only where they cannot be a binary minus ("10-20" gives 20, "x = -3" gives -3).
+# Signs only where they cannot be a binary minus ("10-20" gives 20, "x = -3" gives -3); U+2212 is a minus too.
 _NUMBER = re.compile(
-    r"(?:(?<![\w)\]}])-)?(?<![\d.])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d|,\d)|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)"
+    r"(?:(?<![\w)\]}])[-\u2212])?(?<![\d.])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d|,\d)|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)"
 )
 # A trailing justification is not part of the answer: "5, since ...", "x = 2 because ...".
 _CLAUSE = re.compile(r",?\s+(?:because|since|which|as|so that|given that|where)\b", re.IGNORECASE)
@@ -50,7 +53,8 @@ def _last_boxed(text: str) -> str | None:
     """Content of the last complete, non-empty ``\\boxed{...}``/``\\fbox{...}``.
 
     Candidates are tried from the last one backwards. A box that never closes cannot be closed by one that
-    opened earlier either, so each scan stops where the previous candidate began: linear in total.
+    opened earlier either, so each scan stops where the previous candidate began: linear in total. A box longer
+    than ``MAX_ANSWER_CHARS`` counts as one that never closes.
     """
     starts: list[tuple[int, str]] = []
     for command in _BOX_COMMANDS:
@@ -71,7 +75,8 @@ def _last_boxed(text: str) -> str | None:
         while i < limit and text[i] in " \t":
             i += 1
         if i < limit and text[i] == "{":
-            close = find_closing_brace(text, i, limit)
+            # a box closing beyond MAX_ANSWER_CHARS holds no answer: scan no further (linear in total)
+            close = find_closing_brace(text, i, min(limit, i + MAX_ANSWER_CHARS + 2))
             if close != -1:
                 content = text[i + 1 : close].strip()
                 if content:
@@ -185,7 +190,7 @@ def _extract(text: str) -> str | None:
     for finder in (_last_boxed, _last_hashes, _last_phrase, _last_number):
         found = finder(text)
         if found:
-            return found
+            return found if len(found) <= MAX_ANSWER_CHARS else None
     return None
 
 

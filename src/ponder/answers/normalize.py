@@ -3,16 +3,34 @@
 Only presentation is removed (wrappers, spacing, units, degree and percent signs, thousands separators, a
 variable name before a plain value), as MATH-style graders also ignore it; the mathematics itself is never
 rewritten, so the result is safe as a grouping key. ``normalize_answer`` is idempotent.
+
+Unicode look-alikes are folded first (``fold_unicode``): fullwidth forms become ASCII, the minus signs U+2212 and
+friends become ``-``, decimal digits of every script become ASCII digits (``٣`` is 3), and invisible characters
+(zero-width spaces, bidi overrides, control characters) are dropped, so an answer cannot look equal and compare
+unequal, or the reverse. Superscripts and vulgar fractions are not digits and are kept (``x²`` is not ``x2``).
+Answers longer than ``MAX_ANSWER_CHARS`` only have their whitespace collapsed.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from fractions import Fraction
 
-from ponder.answers.extract import find_closing_brace
+from ponder.answers.extract import MAX_ANSWER_CHARS, find_closing_brace
 
-__all__ = ["normalize_answer", "parse_number"]
+__all__ = ["fold_unicode", "normalize_answer", "parse_number"]
+
+# soft hyphen, zero-width characters, word joiner, BOM, and the bidi marks, embeddings, overrides and isolates
+_INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e" \
+             "\u2066\u2067\u2068\u2069"
+_FOLD = {
+    **{ord(c): None for c in _INVISIBLE},
+    **{c: None for c in [*range(32), 127] if chr(c) not in "\t\n\r"},
+    **{ord(c): "-" for c in "\u2212\u2796\ufe63\u2010\u2011"},
+    0x3000: " ",  # ideographic space
+    **{c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},  # fullwidth ASCII
+}
 
 # Commands whose argument is just text or font: \text{Evelyn} -> Evelyn.
 _UNWRAP_COMMANDS = ("text", "textbf", "textit", "textrm", "textnormal", "mathrm", "mathbf", "mbox", "boxed", "fbox")
@@ -140,9 +158,19 @@ def _pass(s: str) -> str:
     return _canonical_decimal(s)
 
 
+def fold_unicode(s: str) -> str:
+    """Fold look-alike characters to their ASCII meaning and drop invisible ones (see the module doc)."""
+    s = s.translate(_FOLD)
+    if s.isascii():
+        return s
+    return "".join(c if c.isascii() or not c.isdecimal() else str(unicodedata.decimal(c, c)) for c in s)
+
+
 def normalize_answer(answer: str) -> str:
     """Canonical form of an answer for grouping and fast comparison (see the module doc)."""
-    s = answer
+    s = fold_unicode(answer)
+    if len(s) > MAX_ANSWER_CHARS:
+        return " ".join(s.split())  # not an answer: compared as it is, and never at the cost of a long parse
     for _ in range(6):  # wrappers nest ("$\\text{(B)}$."): peel until nothing changes
         new = _pass(s)
         if new == s:

@@ -5,12 +5,17 @@ still hang or eat memory on hostile input. So checks run in a separate long-live
 'spawn' method (no inherited threads or locks), which the parent can kill at its own deadline.
 
 Protocol on a duplex Pipe: the worker sends ``("ready", pid)`` (or ``("error", message)``) once its imports are
-done, then answers each ``("check", a, b)`` with ``("ok", bool)`` or ``("error", message)``.
+done and one check has run (math-verify builds its LaTeX parser lazily, which must not eat the first real check's
+deadline), then answers each ``("check", a, b)`` with ``("ok", bool)`` or ``("error", message)``.
+
+The worker's address space is capped (``MEMORY_LIMIT_BYTES``): an answer that makes sympy build a huge number or
+matrix fails that check with a MemoryError instead of pressing the machine into swap before the deadline.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import time
 from multiprocessing.connection import Connection
@@ -22,9 +27,10 @@ from ponder.errors import PonderError
 __all__ = ["WorkerCrashed", "WorkerProcess", "WorkerTimeout", "check_pair", "worker_main"]
 
 DEBUG_ENV = "PONDER_ANSWERS_DEBUG"
-"""Set to ``1`` to let workers accept the test-only ``sleep`` and ``crash`` requests."""
+"""Set to ``1`` to let workers accept the test-only ``sleep``, ``crash`` and ``alloc`` requests."""
 
 STARTUP_TIMEOUT_S = 60.0  # importing sympy on a loaded machine can take seconds; never counted as a check
+MEMORY_LIMIT_BYTES = 2 << 30  # a worker needs ~100 MB; this leaves room for big honest answers
 
 
 class WorkerTimeout(Exception):
@@ -139,9 +145,11 @@ def worker_main(conn: Connection, timeout: int, debug_ops: bool) -> None:
 
         logging.getLogger("math_verify").setLevel(logging.CRITICAL)
         logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
+        check_pair("x + 1", "1 + x", timeout)  # build the parser now, outside any check's deadline
     except Exception as exc:  # pragma: no cover - broken installation
         conn.send(("error", f"cannot import math-verify: {exc}"))
         return
+    _limit_memory(MEMORY_LIMIT_BYTES)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -157,6 +165,8 @@ def worker_main(conn: Connection, timeout: int, debug_ops: bool) -> None:
                 reply = ("ok", True)
             elif op == "crash" and debug_ops:
                 os._exit(3)
+            elif op == "alloc" and debug_ops:
+                reply = ("ok", len(bytearray(int(request[1]))))
             else:
                 reply = ("error", f"unknown request {op!r}")
         except (KeyboardInterrupt, SystemExit):
@@ -167,6 +177,17 @@ def worker_main(conn: Connection, timeout: int, debug_ops: bool) -> None:
             conn.send(reply)
         except (BrokenPipeError, OSError):
             return
+
+
+def _limit_memory(limit: int) -> None:
+    """Cap the address space (where the platform allows it; a cap already lower is kept)."""
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError):  # pragma: no cover - platforms without RLIMIT_AS
+        pass
 
 
 # ---------------------------------------------------------------- parent side

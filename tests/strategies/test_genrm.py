@@ -84,6 +84,14 @@ async def test_without_logprobs_the_text_verdict_is_used_and_flagged() -> None:
     assert "not from logprobs" in result.info["warning"]
 
 
+async def test_out_of_budget_before_any_verdict_falls_back_to_the_majority() -> None:
+    problem = make_problem()
+    ctx = Ctx(FakeBackend(solver_and_judge), problem, token_budget=10)  # the six solutions alone spend more
+    result = await get_strategy("judge")(problem, ctx, n=6)
+    assert result.answer == "8" and result.info["stopped"] == "budget" and result.info["unjudged"] == 2
+    assert ctx.usage.calls == 1
+
+
 async def test_no_answered_sample_gives_no_answer() -> None:
     problem = make_problem()
     ctx = Ctx(FakeBackend(["no idea"]), problem)

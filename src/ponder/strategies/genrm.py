@@ -71,8 +71,9 @@ async def judge(
     ``selection=best`` returns the answer of the highest-scoring sample (ties: the earliest); its score is the
     confidence. ``selection=weighted`` sums the scores per equivalent answer and returns the heaviest answer, with
     its share of the total score as confidence. Samples without an answer are not judged (score 0); identical
-    solutions are judged once. Without logprobs the verdict is read from the text and scores are only 0 or 1:
-    ``info["judge_from_logprobs"]`` is then false and ``info["warning"]`` says so.
+    solutions are judged once. If the problem's token budget runs out before any verdict, the answer is the plain
+    majority (``info["stopped"] = "budget"``). Without logprobs the verdict is read from the text and scores are
+    only 0 or 1: ``info["judge_from_logprobs"]`` is then false and ``info["warning"]`` says so.
     """
     if n < 1:
         raise ConfigError(f"judge parameter n must be at least 1 sample, got {n}")
@@ -102,6 +103,10 @@ async def judge(
     if unjudged:
         info["stopped"] = "budget"
         info["unjudged"] = unjudged
+    if unjudged and not verdicts:
+        # The budget ran out before any verdict: answer as plain self-consistency would.
+        majority = await vote([t.answer for t in traces], ctx.equivalent)
+        return majority.result(traces, info)
     tally = await vote([t.answer for t in traces], ctx.equivalent, [s or 0.0 for s in scores])
     if selection == "weighted":
         return tally.result(traces, info)

@@ -131,3 +131,10 @@ async def test_scorer_failures_are_clear_errors() -> None:
     url = f"http://127.0.0.1:{port}/score"
     with pytest.raises(BackendUnavailable, match=f"PRM server at {url}"):
         await beam(problem, Ctx(stepper(TRAP), problem), n=1, expansions=1, scorer=f"prm:{url}")
+
+
+async def test_a_delimiter_typed_on_the_command_line_is_unescaped() -> None:
+    problem = make_problem()
+    backend = stepper(TRAP)
+    await beam(problem, Ctx(backend, problem), n=1, expansions=1, scorer="confidence", delimiter=r"\n")
+    assert backend.calls[0].request.stop == ["\n"]

@@ -71,6 +71,8 @@ class Candidate:
 
 
 def check_delimiter(delimiter: str) -> str:
+    """The delimiter with ``\\n``/``\\t`` written out (as typed on a command line) made real; never empty."""
+    delimiter = delimiter.replace("\\n", "\n").replace("\\t", "\t")
     if not delimiter:
         raise ConfigError("parameter 'delimiter' must not be empty; the default is a blank line '\\n\\n'")
     return delimiter

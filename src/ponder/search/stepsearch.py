@@ -34,8 +34,9 @@ MIN_STEP_TOKENS = 4  # a call that could write fewer tokens than this is not wor
 
 
 def check_search_params(*, max_depth: int, max_step_tokens: int, budget: int, aggregation: str, delimiter: str,
-                        **positive: int) -> None:
-    """ConfigErrors for the parameters every step search shares, plus any named positive counts."""
+                        **positive: int) -> str:
+    """ConfigErrors for the parameters every step search shares, plus any named positive counts; returns the
+    delimiter with escapes typed on a command line (``\\n``) made real."""
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"parameter {name!r} must be at least 1, got {value}")
@@ -47,7 +48,7 @@ def check_search_params(*, max_depth: int, max_step_tokens: int, budget: int, ag
         raise ConfigError(f"parameter 'budget' is a completion-token cap (0 = none); got {budget}")
     if aggregation not in AGGREGATIONS:
         raise ConfigError(f"parameter 'aggregation' must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
-    check_delimiter(delimiter)
+    return check_delimiter(delimiter)
 
 
 class StepSearch:

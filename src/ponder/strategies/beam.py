@@ -49,7 +49,7 @@ async def beam(
     summed path value, search-and-learn's weighted best-of-N), ``vote`` (plain majority) or ``best`` (the single
     highest-valued path). The search tree goes into ``info["tree"]``.
     """
-    check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
+    delimiter = check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
                         aggregation=aggregation, delimiter=delimiter, n=n, expansions=expansions)
     search = StepSearch(ctx, problem, make_scorer(scorer), aggregation=aggregation, delimiter=delimiter,
                         max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget)

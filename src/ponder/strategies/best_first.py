@@ -43,7 +43,7 @@ async def best_first(
     or failing that the best partial one. Confidence is the returned path's value; ``votes`` weigh every
     finished solution found by its value. The tree goes into ``info["tree"]``.
     """
-    check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
+    delimiter = check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
                         aggregation=aggregation, delimiter=delimiter, expansions=expansions,
                         max_expansions=max_expansions)
     search = StepSearch(ctx, problem, make_scorer(scorer), aggregation=aggregation, delimiter=delimiter,

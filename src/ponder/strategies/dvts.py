@@ -45,7 +45,7 @@ async def dvts(
     (``weighted``: largest summed value per answer, as search-and-learn does; ``vote``; ``best``). The tree,
     with each node's subtree in its meta, goes into ``info["tree"]``.
     """
-    check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
+    delimiter = check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
                         aggregation=aggregation, delimiter=delimiter, n=n, expansions=expansions)
     if n < expansions:
         raise ConfigError(f"dvts splits n into n / expansions subtrees: parameter 'n' ({n}) must be at least "

@@ -124,10 +124,9 @@ async def agent_contexts(ctx: Ctx, agents: str, count: int, *, param: str = "age
     problem's usage, budget, call record and seed sequence.
     """
     specs = parse_agents(agents, param=param) or [RUN]
-    contexts: dict[str, Ctx] = {RUN: ctx}
-    for spec in dict.fromkeys(specs):
-        if spec not in contexts:
-            contexts[spec] = ctx.on(await agent_backend(spec))
+    distinct = [spec for spec in dict.fromkeys(specs) if spec != RUN]
+    backends = await asyncio.gather(*map(agent_backend, distinct))  # servers that must start, start together
+    contexts: dict[str, Ctx] = {RUN: ctx, **{spec: ctx.on(b) for spec, b in zip(distinct, backends, strict=True)}}
     return [contexts[specs[i % len(specs)]] for i in range(count)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ponder.agents import agent_contexts, agent_labels
@@ -119,7 +119,6 @@ class Candidate:
     arm: str
     result: Result
     reward: float
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 async def _solution_trace(result: Result, ctx: Ctx) -> Trace | None:
@@ -141,7 +140,7 @@ async def plangen(problem: Problem, ctx: Ctx, algorithms: str = "cot,self-consis
     which becomes the prior of a modified UCB policy (``Arm.ucb``: mean reward, exploration bonus, fading prior,
     diversity and recovery bonuses). Each iteration runs the chosen algorithm, a registered ponder strategy, on
     this same ``ctx``; a **verification agent** checks its solution against the constraints and gives a reward
-    (0-100). Iterations stop when a reward reaches ``threshold`` (as a fraction of 100) or after ``iterations``;
+    (a 0-100 score, read as a fraction). Iterations stop when a reward reaches ``threshold`` or after ``iterations``;
     the highest-reward answer is returned, its reward as the confidence.
 
     ``algorithms`` lists the arms as ``name[:param=value...]`` (the paper's are Best-of-N, Tree-of-Thought and
@@ -185,7 +184,8 @@ async def plangen(problem: Problem, ctx: Ctx, algorithms: str = "cot,self-consis
     stopped = "iterations"
     for _ in range(iterations):
         arm = choose(arms)
-        scores = {a.label: round(a.ucb(sum(x.pulls for x in arms)), 4) for a in arms}
+        pulled = sum(a.pulls for a in arms)
+        scores = {a.label: round(a.ucb(pulled), 4) if a.pulls else None for a in arms}  # None: untried
         try:
             result = await arm.info(problem, ctx, **arm.params)
             every.extend(result.traces)

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from ponder.backends.fake import FakeBackend, Scripted, tokenize
+from ponder.context import Ctx
+from ponder.errors import ConfigError
+from ponder.strategies import get_strategy
+from ponder.types import GenerationRequest
+from tests.conftest import make_problem
+
+RAMBLE = "Let me double check this by counting up from the first number one step at a time to be sure. " * 3
+DELAY = 0.0005  # streams interleave token by token, as concurrent traces on a server do
+
+
+def early(answer: int) -> str:
+    """States its answer in the first sentence, then keeps going: the redundant tail DeepPrune cuts."""
+    return f"The answer is {answer}. {RAMBLE}So the answer is {answer}."
+
+
+def late(answer: int) -> str:
+    """Gives no answer until its last sentence."""
+    return f"{RAMBLE}So the answer is {answer}."
+
+
+def streamed_tokens(backend: FakeBackend) -> int:
+    return sum(c.tokens_sent for c in backend.calls if c.streamed)
+
+
+async def test_redundant_traces_are_cut_and_still_vote_for_their_cluster() -> None:
+    # the first trace says 9, so cluster "9" is founded first; counted one vote per cluster, 9 would win the tie
+    script = [early(9), early(7), early(7), early(9), early(7), early(7), early(7), early(7)]
+    problem = make_problem()
+    backend = FakeBackend(script, token_delay_s=DELAY)
+    ctx = Ctx(backend, problem)
+    result = await get_strategy("deepprune")(problem, ctx, n=8)
+    assert result.answer == "7" and result.votes == {"9": 2.0, "7": 6.0}
+    info = result.info
+    assert info["clusters"] == 2 and info["pruned"] == 6 and sorted(info["cluster_sizes"]) == [2, 6]
+    assert info["roles"].count("founder") == 2
+    # cancelled traces are stopped early, and their tokens are counted
+    full = len(tokenize(early(7)))
+    pruned = [c for c in backend.calls if c.cancelled]
+    assert len(pruned) == 6 and all(c.tokens_sent < full / 2 for c in pruned)
+    assert ctx.usage.cancelled_traces == 6 and ctx.usage.traces == 8
+    assert ctx.usage.completion_tokens == streamed_tokens(backend) == info["pruned_tokens"] + 2 * full
+    # the same script under self-consistency spends every token; the estimate of the saving is exact here
+    sc_ctx = Ctx(FakeBackend(script), problem)
+    majority = await get_strategy("self-consistency")(problem, sc_ctx, n=8)
+    assert majority.answer == "7"
+    assert ctx.usage.completion_tokens < sc_ctx.usage.completion_tokens / 2
+    assert info["tokens_saved_estimate"] == sc_ctx.usage.completion_tokens - ctx.usage.completion_tokens
+
+
+async def test_a_pruned_trace_follows_its_founders_final_answer() -> None:
+    # the founder first writes 7 and later changes its mind; the traces pruned into its cluster go with it
+    script = [f"The answer is 7. {RAMBLE}No wait, the answer is 8.", early(7), early(7), early(7)]
+    problem = make_problem()
+    result = await get_strategy("deepprune")(problem, Ctx(FakeBackend(script, token_delay_s=DELAY), problem), n=4)
+    assert result.info["pruned"] == 3 and result.votes == {"8": 4.0} and result.answer == "8"
+
+
+async def test_traces_without_a_stated_answer_are_not_pruned() -> None:
+    problem = make_problem()
+    backend = FakeBackend([late(7)], token_delay_s=DELAY)
+    result = await get_strategy("deepprune")(problem, Ctx(backend, problem), n=4)
+    assert result.info["pruned"] == 0 and result.info["clusters"] == 1 and result.votes == {"7": 4.0}
+    assert not any(c.cancelled for c in backend.calls)
+
+
+def with_judge(verdict: str) -> Callable[[GenerationRequest, int], Scripted]:
+    def script(request: GenerationRequest, index: int) -> Scripted:
+        if "unfinished attempts" in request.messages[-1]["content"]:
+            return Scripted(verdict, confidence=0.9)
+        return Scripted(late(7))
+
+    return script
+
+
+async def test_the_llm_judge_prunes_what_partial_answers_cannot_and_its_calls_are_counted() -> None:
+    problem = make_problem()
+    backend = FakeBackend(with_judge("Yes"), token_delay_s=DELAY)
+    ctx = Ctx(backend, problem)
+    result = await get_strategy("deepprune")(problem, ctx, n=4, judge=True, min_tokens=8)
+    info = result.info
+    assert info["pruned"] == 3 and info["judge_calls"] == 3 and result.votes == {"7": 4.0}
+    judge_calls = [c for c in backend.calls if not c.streamed]
+    assert len(judge_calls) == 3 and "Attempt A (unfinished)" in judge_calls[0].request.messages[-1]["content"]
+    assert streamed_tokens(backend) < 4 * len(tokenize(late(7))) / 2
+    assert ctx.usage.completion_tokens == sum(c.tokens_sent for c in backend.calls)  # judge tokens included
+    # a judge that says No lets every trace found its own cluster: nothing is cut
+    backend = FakeBackend(with_judge("No"), token_delay_s=DELAY)
+    result = await get_strategy("deepprune")(problem, Ctx(backend, problem), n=4, judge=True, min_tokens=8)
+    assert result.info["pruned"] == 0 and result.info["judge_calls"] == 6  # 0 + 1 + 2 + 3 founders compared
+
+
+async def test_without_streaming_it_is_self_consistency() -> None:
+    backend = FakeBackend([early(7), early(9), early(7)])
+    backend.capabilities = replace(backend.capabilities, streaming=False)
+    problem = make_problem()
+    result = await get_strategy("deepprune")(problem, Ctx(backend, problem), n=6)
+    assert result.answer == "7" and result.info == {"streaming": False, "launched": 6, "pruned": 0}
+
+
+async def test_parameters_are_checked() -> None:
+    problem = make_problem()
+    ctx = Ctx(FakeBackend([early(7)]), problem)
+    deepprune = get_strategy("deepprune")
+    with pytest.raises(ConfigError, match="n >= 1"):
+        await deepprune(problem, ctx, n=0)
+    with pytest.raises(ConfigError, match="every"):
+        await deepprune(problem, ctx, every=0)
+    with pytest.raises(ConfigError, match="threshold"):
+        await deepprune(problem, ctx, threshold=0.0)

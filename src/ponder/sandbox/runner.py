@@ -21,7 +21,8 @@ from typing import Any, Literal
 from ponder.errors import ConfigError
 
 _BOOTSTRAP = (Path(__file__).with_name("_bootstrap.py")).read_text(encoding="utf-8")
-_SETUP_FAILED = 125
+SETUP_TIMEOUT_S = 60.0
+"""Longest wait for a sandbox to start the program (interpreter start-up and mounts; slow only on a busy machine)."""
 UID_BASE = 1_900_000_000
 """When ponder runs as root, sandbox slot ``k`` runs as uid/gid ``UID_BASE + k`` (no such user exists): a uid of its
 own, so the process limit counts only that sandbox's processes and it owns no file outside its directory."""
@@ -34,7 +35,7 @@ class Limits:
     """What one run may use. The defaults suit a short arithmetic program."""
 
     wall_s: float = 10.0
-    """Wall-clock seconds before every process of the run is killed."""
+    """Wall-clock seconds from the program's start (after the sandbox is set up) until every process is killed."""
     cpu_s: int = 5
     """CPU seconds of the program process (RLIMIT_CPU; each process it forks has its own)."""
     memory_mb: int = 512
@@ -294,18 +295,22 @@ async def _execute(base: Path, limits: Limits, mode: Mode, uid: int | None, bind
     def too_much_output() -> None:
         kill("output")
 
+    started = asyncio.Event()
+
+    def status_arrived() -> None:
+        if b'"setup"' in status.data:
+            started.set()
+
     transports: list[asyncio.BaseTransport] = []
     readers: list[asyncio.Task[None]] = []
     unread = [out_read, err_read, status_read]
     try:
-        for capture, overflow in ((stdout, too_much_output), (stderr, too_much_output), (status, lambda: None)):
+        for capture, overflow, arrived in ((stdout, too_much_output, None), (stderr, too_much_output, None),
+                                           (status, None, status_arrived)):
             reader, transport = await _reader(unread.pop(0))
             transports.append(transport)
-            readers.append(asyncio.create_task(_drain(reader, capture, overflow)))
-        try:
-            await asyncio.wait_for(process.wait(), timeout=limits.wall_s)
-        except TimeoutError:
-            kill("wall_time")
+            readers.append(asyncio.create_task(_drain(reader, capture, overflow, arrived)))
+        await _wait_for_program(process, started, limits.wall_s, kill)
         kill(None)  # whatever the program left running in its session (a PID namespace is already gone)
         await process.wait()
         await asyncio.wait(readers, timeout=2.0)  # only a process that left the session can hold a pipe this long
@@ -323,6 +328,27 @@ async def _execute(base: Path, limits: Limits, mode: Mode, uid: int | None, bind
     return _result(stdout, stderr, _parse_status(status), killed[0] if killed else None, mode, uid, limits, start)
 
 
+async def _wait_for_program(process: asyncio.subprocess.Process, started: asyncio.Event, wall_s: float,
+                            kill: Callable[[str | None], None]) -> None:
+    """Wait for the sandbox to exit; kill it ``wall_s`` after the program started (its setup report), or
+    ``SETUP_TIMEOUT_S`` after launch if it never gets that far. Setup time (interpreter start, mounts) does not
+    count against the program, so a busy machine does not eat into its time."""
+    exited = asyncio.ensure_future(process.wait())
+    began = asyncio.ensure_future(started.wait())
+    try:
+        done, _ = await asyncio.wait({exited, began}, timeout=SETUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            kill("wall_time")
+        elif not exited.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), timeout=wall_s)
+            except TimeoutError:
+                kill("wall_time")
+    finally:
+        exited.cancel()
+        began.cancel()
+
+
 async def _reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -331,14 +357,19 @@ async def _reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]
     return reader, transport
 
 
-async def _drain(stream: asyncio.StreamReader, capture: _Capture, overflow: Callable[[], None]) -> None:
-    """Keep at most ``capture.limit`` bytes; call ``overflow`` (which kills the run) on the first byte beyond."""
+async def _drain(stream: asyncio.StreamReader, capture: _Capture, overflow: Callable[[], None] | None,
+                 arrived: Callable[[], None] | None) -> None:
+    """Keep at most ``capture.limit`` bytes; call ``overflow`` (which kills the run) on the first byte beyond and
+    ``arrived`` after each chunk."""
     while chunk := await stream.read(65_536):
         room = capture.limit - len(capture.data)
         capture.data += chunk[:room]
+        if arrived is not None:
+            arrived()
         if len(chunk) > room:
             capture.truncated = True
-            overflow()
+            if overflow is not None:
+                overflow()
             return
 
 

@@ -111,3 +111,10 @@ def test_limits_are_validated() -> None:
         Limits(memory_mb=8)
     with pytest.raises(ConfigError, match="concurrency"):
         set_max_concurrent(0)
+
+
+async def test_odd_model_text_is_reported_not_raised() -> None:
+    surrogate = await run_python("print('half a pair: \ud800')\n")
+    assert surrogate.ok and surrogate.stdout.startswith("half a pair: ")
+    nul = await run_python("print(1)\x00\n")
+    assert nul.exit_code == 1 and nul.killed_reason is None and "null" in nul.stderr

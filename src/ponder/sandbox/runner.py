@@ -184,27 +184,28 @@ async def _run(code: str, limits: Limits, slot: int) -> SandboxResult:
     extra_paths = _site_packages() if limits.site_packages else []
     try:
         base = await asyncio.to_thread(_prepare, code)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         return SandboxResult("", f"sandbox: could not prepare a working directory: {exc}", None,
                              killed_reason="error")
-    uid = UID_BASE + slot if root else None
-    binds: list[list[str]] = []
-    if uid is not None:
-        if mode == "namespaces":
-            # an unprivileged uid may not reach the interpreter's files (e.g. under /root): bind them into view
-            for k, source in enumerate([sys.base_prefix, *extra_paths]):
-                target = base / f"py{k}"
-                target.mkdir()
-                binds.append([source, str(target)])
-            extra_paths = [target for _, target in binds[1:]]
-        elif not all(_world_readable(p) for p in [sys.base_prefix, *extra_paths]):
-            uid = None  # without a mount namespace the interpreter would be out of its reach: stay root, say so
     try:
+        uid = UID_BASE + slot if root else None
+        binds: list[list[str]] = []
         if uid is not None:
-            await asyncio.to_thread(os.chown, base / "work", uid, uid)
+            if mode == "namespaces":
+                # an unprivileged uid may not reach the interpreter's files (e.g. under /root): bind them into view
+                for k, source in enumerate([sys.base_prefix, *extra_paths]):
+                    target = base / f"py{k}"
+                    target.mkdir()
+                    binds.append([source, str(target)])
+                extra_paths = [target for _, target in binds[1:]]
+            elif not all(_world_readable(p) for p in [sys.base_prefix, *extra_paths]):
+                uid = None  # without a mount namespace the interpreter would be out of its reach: stay root, say so
+            if uid is not None:
+                await asyncio.to_thread(os.chown, base / "work", uid, uid)
         return await _execute(base, limits, mode, uid, binds, extra_paths, start)
-    except OSError as exc:  # could not start the child at all
-        return SandboxResult("", f"sandbox: {exc}", None, killed_reason="error", duration_s=time.monotonic() - start)
+    except Exception as exc:  # the sandbox itself failed (e.g. cannot start a process): report, do not raise
+        return SandboxResult("", f"sandbox: {type(exc).__name__}: {exc}", None, killed_reason="error",
+                             duration_s=time.monotonic() - start)
     finally:
         await asyncio.to_thread(_remove, base)
 
@@ -214,7 +215,7 @@ def _prepare(code: str) -> Path:
     base.chmod(0o711)  # the sandbox uid may pass through, not list or write
     work = base / "work"
     work.mkdir(mode=0o700)
-    (work / "main.py").write_text(code, encoding="utf-8")
+    (work / "main.py").write_text(code, encoding="utf-8", errors="replace")  # model text may hold lone surrogates
     return base
 
 

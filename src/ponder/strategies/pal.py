@@ -15,10 +15,10 @@ from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Extractor, Message, Problem, Result, Trace
 
-TRANSLATE_PROMPT = """Below is a question and a step-by-step solution. Translate the solution into a Python program \
-that carries out the same steps and prints the final answer. Follow the solution exactly, even where you think it \
-is wrong. Print only the final answer (a number or expression) on the last line. Write the program in one \
-```python code block.
+TRANSLATE_PROMPT = """Below is a question and a step-by-step solution. Translate the solution into a Python \
+program that carries out the same steps and prints the final answer. Follow the solution exactly, even where you \
+think it is wrong. Print only the final answer (a number or expression) on the last line. Use only the Python \
+standard library. Write the program in one ```python code block.
 
 Question:
 {question}

@@ -77,18 +77,18 @@ async def fobar(
         info["fallback"] = None if masks else "the question has no number to mask: forward vote only"
         return _pick(clusters, forward, traces, info)
 
-    async def backward(answer: str, masked: Masked, count: int) -> tuple[int, list[Trace]]:
-        messages = _backward_messages(problem, masked, answer)
-        chains = await ctx.sample(messages, n=count)
-        hits = [await ctx.equivalent(chain.answer, masked.number) if chain.answer is not None else False
-                for chain in chains]
-        return sum(hits), chains
+    async def backward(answer: str, masked: Masked, count: int) -> int:
+        """How many of ``count`` backward chains, told the answer is ``answer``, recover the masked number."""
+        chains = await ctx.sample(_backward_messages(problem, masked, answer), n=count)
+        return sum([chain.answer is not None and await ctx.equivalent(chain.answer, masked.number)
+                    for chain in chains])
 
+    masks = masks[:backward_n]  # fewer chains than numbers: mask only as many numbers as there are chains
     shares = _spread(backward_n, len(masks))
-    jobs = [(c, m, k) for c in range(len(clusters)) for m, k in zip(masks, shares, strict=True) if k > 0]
+    jobs = [(c, m, k) for c in range(len(clusters)) for m, k in zip(masks, shares, strict=True)]
     outcomes = await asyncio.gather(*(backward(clusters[c].answer, m, k) for c, m, k in jobs))
     correct = [0] * len(clusters)
-    for (c, _, _), (hits, _) in zip(jobs, outcomes, strict=True):
+    for (c, _, _), hits in zip(jobs, outcomes, strict=True):
         correct[c] += hits
     rates = [hits / backward_n for hits in correct]
     info["masked"] = [{"question": m.question, "number": m.number} for m in masks]

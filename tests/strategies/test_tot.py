@@ -152,3 +152,13 @@ def test_paper_defaults() -> None:
     defaults = get_strategy("tot").defaults()
     assert defaults["breadth"] == 5 and defaults["n_evaluate"] == 3 and defaults["n_propose"] == 1
     assert defaults["search"] == "bfs"
+
+
+async def test_prefill_sends_the_papers_prompt_as_the_start_of_the_reply() -> None:
+    backend = puzzle_model(DEAD_END_LOOKS_BEST)
+    result, _ = await run_tot(backend, problem_1234(), prefill=True)
+    assert result.answer is not None and check_expression(result.answer, [1, 2, 3, 4], 24)
+    for call in backend.calls:
+        user, reply = call.request.messages
+        assert user["role"] == "user" and reply["role"] == "assistant"
+        assert reply["content"].startswith(("Input: 2 8 8 14", "Evaluate if given numbers"))

@@ -152,6 +152,7 @@ class _Search:
     propose_tokens: int
     value_tokens: int
     step_tokens: int
+    prefill: bool = False
     tree: SearchTree = field(default_factory=lambda: SearchTree("tot"))
     states: dict[int, State] = field(default_factory=dict)
     value_cache: dict[str, float] = field(default_factory=dict)
@@ -161,6 +162,12 @@ class _Search:
     value_calls: int = 0
 
     # ---- model calls ----------------------------------------------------------------------------------------
+
+    def _messages(self, instruction: str, prompt: str) -> list[Message]:
+        """The paper's prompt as the user's message, or (``prefill``) as the start of the model's reply."""
+        if self.prefill:
+            return [{"role": "user", "content": instruction}, {"role": "assistant", "content": prompt}]
+        return [{"role": "user", "content": prompt}]
 
     async def _sample(self, messages: list[Message], n: int, **overrides: object) -> list[Trace]:
         traces = await self.ctx.sample(messages, n=n, **overrides)
@@ -181,7 +188,7 @@ class _Search:
         assert self.puzzle is not None
         state = self.states[node.id]
         template = GAME24_PROPOSE if self.puzzle.is_24 else COUNTDOWN_PROPOSE
-        messages: list[Message] = [{"role": "user", "content": template.format(input=self.puzzle.input_line(state))}]
+        messages = self._messages("List the possible next steps.", template.format(input=self.puzzle.input_line(state)))
         traces = await self._sample(messages, self.n_propose, max_tokens=self.propose_tokens)
         node.tokens += sum(t.completion_tokens for t in traces)
         children, seen = [], set()
@@ -233,12 +240,13 @@ class _Search:
         if self.puzzle is not None:
             template = GAME24_VALUE if self.puzzle.is_24 else COUNTDOWN_VALUE
             prompt = template.format(input=self.puzzle.input_line(self.states[node.id]))
+            messages = self._messages("Evaluate if the given numbers can reach the target.", prompt)
         else:
             solution = solution_text(self.tree.steps(node))
             prompt = GENERIC_VALUE.format(question=self.problem.question, solution=solution)
+            messages = [{"role": "user", "content": prompt}]
         if prompt not in self.value_cache:
-            traces = await self._sample([{"role": "user", "content": prompt}], self.n_evaluate,
-                                        max_tokens=self.value_tokens)
+            traces = await self._sample(messages, self.n_evaluate, max_tokens=self.value_tokens)
             self.value_calls += 1
             node.tokens += sum(t.completion_tokens for t in traces)
             self.value_cache[prompt] = read_value([t.text for t in traces])
@@ -317,6 +325,7 @@ async def tot(
     propose_tokens: int = 256,
     value_tokens: int = 128,
     step_tokens: int = 256,
+    prefill: bool = False,
 ) -> Result:
     """Tree of Thoughts (Yao et al., 2023): search over thoughts that the model proposes and values.
 
@@ -335,7 +344,10 @@ async def tot(
     bookkeeping cannot derail the search; it also checks states with one number left, so the search stops at
     the first verified solution and answers with its expression, composed exactly from the steps (the paper
     asks the model to write it in a last step). ``depth`` defaults to the steps a puzzle needs (numbers - 1).
-    Without a verified solution the answer is None.
+    Without a verified solution the answer is None. The paper's prompts are sent as the user's message;
+    ``prefill=true`` sends them as the start of the model's reply instead (after a one-line instruction), which
+    makes small chat models continue the few-shot pattern; it needs a server that continues a final assistant
+    message (llama-server does).
 
     **Other tasks**: thoughts are steps (text up to a blank line, ``ponder.search.steps``), ``k`` sampled per
     state; a step that states an answer (or ends the reply) finishes a path; states are valued by a generic
@@ -355,7 +367,7 @@ async def tot(
     if depth == 0:
         depth = len(puzzle.numbers) - 1 if puzzle else GENERIC_DEPTH
     run = _Search(problem, ctx, puzzle, breadth, n_evaluate, n_propose, k, depth, propose_tokens, value_tokens,
-                  step_tokens)
+                  step_tokens, prefill)
     if puzzle is not None:
         run.states[0] = State.start(puzzle.numbers)
         run.tree.root.meta["left"] = run.states[0].left

@@ -56,6 +56,9 @@ def test_read_stance_takes_answer_and_confidence_apart() -> None:
     assert read_stance("The answer is 7. My confidence level is 80%", problem).confidence == 0.8
     unsure = read_stance("The answer is 6.", problem)
     assert (unsure.answer, unsure.confidence, unsure.stated, unsure.weight) == ("6", 0.0, False, 0.1)
+    assert read_stance("**Confidence:** 0.85\nThe answer is 5.", problem).confidence == 0.85
+    # hostile output: blank runs after the keyword must not make the parser backtrack for ages
+    assert not read_stance("confidence" + " " * 20_000 + "is" + " \t" * 20_000, problem).stated
 
 
 async def test_recalibrated_weights_let_one_sure_agent_beat_a_hesitant_majority() -> None:

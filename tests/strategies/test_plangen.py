@@ -180,6 +180,8 @@ def test_read_score() -> None:
     assert read_score("**Score:** 90/100") == 0.9
     assert read_score("I would give it 70.") == 0.7
     assert read_score("Score: 250") is None and read_score("no idea") is None
+    assert read_score("Score: 1000") is None
+    assert read_score("score" + " " * 20_000 + ":" + " " * 20_000) is None  # no slow backtracking on blanks
 
 
 @pytest.mark.parametrize(("params", "message"), [

@@ -25,8 +25,9 @@ DISCUSSION_INTRO = (
     "with and why."
 )
 _EXPLANATION_CHARS = 1500  # one agent's explanation in the discussion prompt; keeps prompts bounded
-# "Confidence: 0.9", "confidence level is 90%", "**Confidence:** 0.85"
-_CONFIDENCE = re.compile(r"confidence(?:[ _]level)?[*_\s]*(?:is|of|:|=)?[*_\s]*:?[*_\s]*(\d+(?:\.\d+)?)\s*(%)?",
+# "Confidence: 0.9", "confidence level is 90%", "**Confidence:** 0.85". Each optional piece starts with a literal,
+# so a long run of blanks cannot be split in many ways (model output is untrusted: no catastrophic backtracking).
+_CONFIDENCE = re.compile(r"confidence(?:[ _]level)?[*_\s]*(?:(?:is|of|:|=)[*_\s]*){0,2}(\d+(?:\.\d+)?)\s*(%)?",
                          re.IGNORECASE)
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
 

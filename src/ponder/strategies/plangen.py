@@ -33,7 +33,8 @@ PRIOR_WEIGHT = 1.0
 DIVERSITY_WEIGHT = 0.1
 RECOVERY_WEIGHT = 0.2
 _TEXT_CHARS = 4000  # constraints and solutions shown to an agent are cut to this many characters
-_SCORE = re.compile(r"score[*_\s]*(?:is|of|:|=)?[*_\s]*:?[*_\s]*(\d{1,3})(?:\s*/\s*100)?", re.IGNORECASE)
+# "Score: 85", "**Score:** 90/100"; each optional piece starts with a literal, so blanks cannot backtrack badly.
+_SCORE = re.compile(r"score[*_\s]*(?:(?:is|of|:|=)[*_\s]*){0,2}(\d{1,3})(?!\d)", re.IGNORECASE)
 _INTEGER = re.compile(r"\d+")
 
 

@@ -35,7 +35,7 @@ ANSWER_REQUEST = (
     "Reasoning steps:\n{plan}"
 )
 CHECK_TEMPERATURE = 0.2  # the authors' setting for probing the questions and for the final answer
-ASSESS_TOKENS = 256  # eight short verdicts; room for a model that repeats each question
+ASSESS_TOKENS = 160  # eight short verdicts, with room for a few words each; not tied to the answers' max_tokens
 JUDGE_TOKENS = 8
 _NUMBERED = re.compile(r"^[\s*#]*(?:Q(?:uestion)?\s*)?(\d{1,2})\s*[.):\-]", re.IGNORECASE | re.MULTILINE)
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
@@ -137,7 +137,7 @@ async def cqot(
         plan = rounds[-1].draft.text
         if assess == "joint":
             ask: list[Message] = [{"role": "user", "content": assessment_prompt(problem, plan)}]
-            (reply,) = await ctx.sample(ask, n=1, max_tokens=cap.limit(min(ASSESS_TOKENS, max_tokens)),
+            (reply,) = await ctx.sample(ask, n=1, max_tokens=cap.limit(ASSESS_TOKENS),
                                         temperature=CHECK_TEMPERATURE)
             reply.answer = None
             answers = read_assessment(reply.text)

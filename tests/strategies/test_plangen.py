@@ -9,9 +9,10 @@ from ponder.agents import close_agents, install_agent
 from ponder.backends.fake import FakeBackend
 from ponder.context import Ctx
 from ponder.errors import ConfigError
-from ponder.strategies import get_strategy
+from ponder.strategies import StrategyInfo, get_strategy
+from ponder.strategies import plangen as plangen_module
 from ponder.strategies.plangen import Arm, choose, parse_algorithms, read_score
-from ponder.types import GenerationRequest
+from ponder.types import GenerationRequest, Problem, Result
 from tests.conftest import make_problem
 
 QUESTION = "What is 3 + 4?"
@@ -163,6 +164,31 @@ async def test_an_unreadable_verdict_counts_as_no_reward() -> None:
     (step,) = result.info["iterations"]
     assert step["reward"] == 0.0 and step["verdict"] == "no score in the verifier's reply"
     assert result.answer == "6" and result.confidence == 0.0
+
+
+async def test_an_answer_assembled_by_a_search_is_verified_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree search's answer comes from many partial traces, none of which states it."""
+
+    async def search(problem: Problem, ctx: Ctx) -> Result:
+        steps = await ctx.sample([{"role": "user", "content": "Next step for: " + problem.question}], n=2)
+        return Result(answer="7", traces=steps)
+
+    real = plangen_module.get_strategy
+    fake_search = StrategyInfo("search", search, {}, "A tree search over partial steps.", "")
+    monkeypatch.setattr(plangen_module, "get_strategy", lambda name: fake_search if name == "search" else real(name))
+    problem = make_problem(QUESTION, gold="7")
+    roles = one_model("1", {"7": 95})
+
+    def model(request: GenerationRequest, index: int) -> str:
+        prompt = request.messages[-1]["content"]
+        return "Start from 3 and count on." if prompt.startswith("Next step for") else roles(request, index)
+
+    backend = FakeBackend(model)
+    result = await get_strategy("plangen")(problem, Ctx(backend, problem), algorithms="search")
+    (step,) = result.info["iterations"]
+    assert (step["reward"], step["verdict"]) == (0.95, "scored") and result.answer == "7"
+    verifier_prompt = next(c.request for c in backend.calls if is_verification(c.request.messages[-1]["content"]))
+    assert "reported only its final answer.) The answer is 7." in verifier_prompt.messages[-1]["content"]
 
 
 async def test_an_exhausted_budget_returns_the_best_plan_so_far() -> None:

@@ -122,12 +122,13 @@ class Candidate:
     reward: float
 
 
-async def _solution_trace(result: Result, ctx: Ctx) -> Trace | None:
-    """The trace that gave the strategy's answer (the one the verifier reads)."""
+async def _solution_text(result: Result, ctx: Ctx) -> str:
+    """What the verifier reads: the trace that gave the strategy's answer; a search strategy whose answer was
+    assembled from many partial traces is shown by its answer alone."""
     for trace in result.traces:
         if trace.answer is not None and await ctx.equivalent(trace.answer, result.answer):
-            return trace
-    return None
+            return _clip(trace.text)
+    return f"(The algorithm reported only its final answer.) The answer is {result.answer}."
 
 
 @strategy("plangen")
@@ -170,11 +171,10 @@ async def plangen(problem: Problem, ctx: Ctx, algorithms: str = "cot,self-consis
         arms[pick - 1].prior = 1.0
 
     async def verify(result: Result) -> tuple[float, str]:
-        solution = await _solution_trace(result, ctx)
-        if result.answer is None or solution is None:
+        if result.answer is None:
             return 0.0, "no answer"
         prompt = VERIFICATION_PROMPT.format(question=question, constraints=constraints,
-                                            solution=_clip(solution.text), answer=result.answer)
+                                            solution=await _solution_text(result, ctx), answer=result.answer)
         (trace,) = await verifier_ctx.sample([{"role": "user", "content": prompt}], temperature=0.0)
         score = read_score(_role_reply(trace))
         return (score, "scored") if score is not None else (0.0, "no score in the verifier's reply")

@@ -146,7 +146,7 @@ async def plangen(problem: Problem, ctx: Ctx, algorithms: str = "cot,self-consis
     the highest-reward answer is returned, its reward as the confidence.
 
     ``algorithms`` lists the arms as ``name[:param=value...]`` (the paper's are Best-of-N, Tree-of-Thought and
-    REBASE; add ponder's search strategies where installed, e.g. ``cot,self-consistency:n=8,tot``). ``agents``
+    REBASE; ponder has e.g. ``judge``, ``beam``, ``tot``, ``mcts``: ``cot,self-consistency:n=8,beam,tot``). ``agents``
     gives model specs for the constraint, verification and selection agents in that order, cycled (empty: the
     run's model). The algorithms themselves run on the run's model; the constraints guide verification and
     selection, not the algorithms' own prompts.

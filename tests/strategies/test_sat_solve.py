@@ -86,6 +86,7 @@ async def test_refinement_sends_the_parser_error_back() -> None:
     refined = await get_strategy("sat-solve")(problem, Ctx(backend, problem), k=2, refine=2)
     assert await problem.checker(refined.answer, problem)
     assert len(refined.traces) == 4 and refined.info["failures"] == {}
+    assert [t.answer is None for t in refined.traces] == [True, True, False, False]
     feedback = backend.calls[-1].request.messages
     assert feedback[-2] == {"role": "assistant", "content": broken}
     assert "unknown variable 'comes'" in feedback[-1]["content"]

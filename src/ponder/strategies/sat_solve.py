@@ -112,13 +112,18 @@ async def sat_solve(problem: Problem, ctx: Ctx, k: int = 5, shots: int = 2, refi
         for i, (trace,) in zip(failed, retries, strict=True):
             all_traces.append(trace)
             done[i] = await asyncio.to_thread(_formalise, trace, variables)
+    for trace in all_traces:
+        trace.answer = None  # superseded attempts answer nothing; final ones answer what their clauses give
     for f in done:
         f.trace.answer = _own_answer(f, variables)
-    result = await vote([f.verdict for f in done], _same)
-    failures = Counter(type(f.error).__name__ for f in done if f.error is not None)
-    info: dict[str, object] = {"verdicts": [f.verdict for f in done], "decided": sum(f.verdict is not None
-                               for f in done), "failures": dict(failures),
-                               "errors": [str(f.error) for f in done if f.error is not None][:5]}
+    verdicts = [f.verdict for f in done]
+    result = await vote(verdicts, _same)
+    info: dict[str, object] = {
+        "verdicts": verdicts,
+        "decided": sum(v is not None for v in verdicts),
+        "failures": dict(Counter(type(f.error).__name__ for f in done if f.error is not None)),
+        "errors": [str(f.error) for f in done if f.error is not None][:5],
+    }
     answer, votes = result.winner, dict(result.tally)
     sat = [f for f in done if f.verdict == "SAT"]
     if sat:  # the SAT side speaks through its consensus assignment

@@ -14,6 +14,12 @@ A step is *terminal* when the solution is finished:
   solution shows itself);
 - ``depth``: the path reached the search's maximum depth.
 
+What ``end`` cannot see: a step cut by the delimiter and one ended by end-of-sequence look the same, so a model
+that would have stopped after a step without stating an answer is asked to go on (the prefill ends with the
+delimiter), and small models then tend to add steps. Searches work best with prompts that make the model state its
+final answer ("The answer is ...", ``\\boxed{}``). A server that says which stop ended a sample (vLLM's
+``stop_reason``, null at end-of-sequence) would make this exact once backends pass it on.
+
 Servers that ignore ``stop`` (or echo the prefill) are handled here too: the prefill echo is cut and the text is
 cut at the first delimiter; the tokens past the cut stay counted in the usage, as they were generated.
 """

@@ -88,7 +88,7 @@ class Difficulty:
     """How hard the pilot says the problem is."""
 
     agreement: float  # the leading answer's share of the pilot (unanswered samples count against it)
-    weighted_agreement: float  # the same share with every sample weighted by its confidence
+    weighted_agreement: float  # the same leader's share with every sample weighted by its confidence
     confidence: float | None  # mean confidence of the pilot samples (None without logprobs)
     band: str  # "easy", "medium" or "hard"
 
@@ -111,8 +111,9 @@ async def _difficulty(ctx: Ctx, pilot: list[Trace], tally: Vote, measure: str, a
         finite = [v for v in values if np.isfinite(v)]
         confidence = float(np.mean(finite)) if finite else None
         weights = [conf.vote_weight(v, measure) for v in values]
-        if sum(weights) > 0:
-            weighted = (await vote([t.answer for t in pilot], ctx.equivalent, weights)).share
+        leader = next((c for c in tally.clusters if c.answer == tally.winner), None)
+        if leader is not None and sum(weights) > 0:
+            weighted = sum(weights[i] for i in leader.members) / sum(weights)
     if tally.winner is None:
         band = "hard"
     elif agreement >= agree and weighted >= agree:
@@ -157,8 +158,7 @@ async def router(
     epsilon: float = 0.01,
     measure: conf.MeasureName = "mean",
 ) -> Result:
-    """Adaptive router: pilot samples estimate difficulty; easy problems stop there, others get more samples
-    until parallel scaling saturates, or are handed to a stronger strategy.
+    """Adaptive router: pilot samples rate difficulty; stop, sample on until saturation, or use a stronger strategy.
 
     Divide-and-Conquer style routing (agreement among samples decides whether an answer is kept or the problem
     re-solved; Zhang et al., "Divide and Conquer for Large Language Models Reasoning") combined with the

@@ -63,6 +63,18 @@ async def test_a_pruned_trace_follows_its_founders_final_answer() -> None:
     assert result.info["pruned"] == 3 and result.votes == {"8": 4.0} and result.answer == "8"
 
 
+async def test_stable_waits_out_a_passing_number() -> None:
+    # "I add 3 and 4, let me" ends in 4 after eight tokens; by sixteen the trace has moved on to its sum, 7
+    passing = f"I add 3 and 4, let me see, then the sum is 7. {RAMBLE}So the answer is 7."
+    script = [early(4), passing, passing]
+    problem = make_problem()
+    hasty = await get_strategy("deepprune")(problem, Ctx(FakeBackend(script, token_delay_s=DELAY), problem), n=3)
+    assert hasty.votes == {"4": 3.0}  # both pruned into cluster 4 on the number they passed through
+    patient = await get_strategy("deepprune")(problem, Ctx(FakeBackend(script, token_delay_s=DELAY), problem),
+                                              n=3, stable=2)
+    assert patient.answer == "7" and patient.votes == {"4": 1.0, "7": 2.0} and patient.info["pruned"] == 1
+
+
 async def test_traces_without_a_stated_answer_are_not_pruned() -> None:
     problem = make_problem()
     backend = FakeBackend([late(7)], token_delay_s=DELAY)

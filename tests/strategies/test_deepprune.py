@@ -109,6 +109,19 @@ async def test_the_llm_judge_prunes_what_partial_answers_cannot_and_its_calls_ar
     assert result.info["pruned"] == 0 and result.info["judge_calls"] == 6  # 0 + 1 + 2 + 3 founders compared
 
 
+async def test_when_the_budget_runs_out_the_judge_stops_and_the_traces_finish() -> None:
+    problem = make_problem()
+    backend = FakeBackend(with_judge("Yes"), token_delay_s=DELAY)
+    # a stream is charged when it ends: the first trace the judge prunes spends this budget
+    ctx = Ctx(backend, problem, token_budget=5)
+    result = await get_strategy("deepprune")(problem, ctx, n=4, judge=True, min_tokens=8)
+    assert result.answer == "7" and result.votes == {"7": 4.0}
+    info = result.info
+    assert info["judge_calls"] == 1 and info["pruned"] == 1
+    assert info["roles"].count("member") == 2  # the unjudged traces ran to their end and voted for themselves
+    assert ctx.usage.completion_tokens == sum(c.tokens_sent for c in backend.calls)
+
+
 async def test_without_streaming_it_is_self_consistency() -> None:
     backend = FakeBackend([early(7), early(9), early(7)])
     backend.capabilities = replace(backend.capabilities, streaming=False)

@@ -72,6 +72,8 @@ class _Clustering:
                 for founder in self.founders:
                     if await self._judged_same(item, founder):
                         return self._join(item, founder, "pruned")
+                    if not self.judge:
+                        break
             if stable or self.judge:
                 self._found(item)
             return False
@@ -97,8 +99,12 @@ class _Clustering:
         self.founders.append(item)
 
     async def _judged_same(self, item: _Trace, founder: _Trace) -> bool:
+        try:
+            judgement = await judge_yes(self.ctx, _judge_messages(self.problem, founder.trace, item.trace))
+        except BudgetExceeded:
+            self.judge = False  # the budget is spent: the streams already running still finish and vote
+            return False
         self.judge_calls += 1
-        judgement = await judge_yes(self.ctx, _judge_messages(self.problem, founder.trace, item.trace))
         return judgement.p_yes >= self.threshold
 
 

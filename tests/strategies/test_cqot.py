@@ -52,7 +52,7 @@ def pipeline(plans: list[str], yes_for: Callable[[str], int]) -> Callable[[Gener
             return verdicts(yes_for(content))
         if kind == "question":
             failing = "taking 3 away" in content and "premises backed" in content
-            return "No" if failing else "Yes"
+            return "No, see step 1." if failing else "Yes, step 2."
         return "4 - 3 = 1. The answer is 1." if "taking 3 away" in content else "4 + 3 = 7. The answer is 7."
 
     return script
@@ -95,11 +95,13 @@ async def test_revise_shows_the_failed_questions() -> None:
 async def test_each_question_by_p_yes_and_the_flagged_fallback() -> None:
     problem = make_problem()
     backend = FakeBackend(pipeline([BAD_PLAN, GOOD_PLAN], strict))
-    result = await get_strategy("cqot")(problem, Ctx(backend, problem), assess="each", min_yes=8)
+    ctx = Ctx(backend, problem)
+    result = await get_strategy("cqot")(problem, ctx, assess="each", min_yes=8)
     assert result.answer == "7"
     assert result.info["assessments"][0] == {"yes": 7, "required": 8, "failed": [2]}
     assert result.info["judge_from_logprobs"] is True and "warning" not in result.info
     assert sum(role(c.request) == "question" for c in backend.calls) == 16
+    assert [t.answer for c in ctx.calls for t in c.traces] == [None] * 18 + ["7"]  # plans and verdicts are not answers
     plain = await get_strategy("cqot")(
         problem, Ctx(FakeBackend(pipeline([BAD_PLAN, GOOD_PLAN], strict), logprobs=False), problem),
         assess="each", min_yes=8)

@@ -25,7 +25,7 @@ def _last(request: GenerationRequest) -> str:
 def solver_and_judge(request: GenerationRequest, index: int) -> str | Scripted:
     """Solutions from SOLUTIONS; the judge approves a solution exactly when it says 7."""
     if VERIFY_QUESTION in _last(request):
-        return "Yes" if "The answer is 7." in request.messages[0]["content"] else "No"
+        return "Yes, 7." if "The answer is 7." in request.messages[0]["content"] else "No, not 8."
     return SOLUTIONS[index % len(SOLUTIONS)]
 
 
@@ -42,6 +42,8 @@ async def test_judge_overturns_the_wrong_majority() -> None:
     assert "warning" not in result.info
     # one sampling call, then one verdict per distinct answered solution; every token is counted
     assert ctx.usage.calls == 3 == len(backend.calls)
+    # a verdict that names a number is still not an answer to the problem (it would skew maj@k and pass@k)
+    assert [t.answer for call in ctx.calls[1:] for t in call.traces] == [None, None]
     assert ctx.usage.completion_tokens == sum(c.tokens_sent for c in backend.calls)
     assert ctx.usage.completion_tokens > sum(t.completion_tokens for t in result.traces)
 
@@ -50,7 +52,7 @@ def cot_judge(request: GenerationRequest, index: int) -> str:
     """GenRM-CoT: the rationale for 8 is half the time wrong-footed, for 7 always sound; the verdict follows it."""
     content = request.messages[0]["content"]
     if VERIFY_STEP_BY_STEP in _last(request):
-        return "Checked: fine." if "answer is 7" in content or index % 2 == 0 else "Checked: a mistake."
+        return "Checked: 7 is fine." if "answer is 7" in content or index % 2 == 0 else "Checked: a mistake in 8."
     if VERIFY_QUESTION in _last(request):
         return "Yes" if "fine" in request.messages[1]["content"] else "No"
     return [WRONG, WRONG, WRONG, RIGHT][index % 4]
@@ -67,6 +69,7 @@ async def test_rationale_verdicts_are_averaged_and_selection_decides() -> None:
     # 1 solve call + per distinct solution: 1 rationale call (n=2) + 2 verdicts
     assert ctx.usage.calls == 1 + 2 * 3 and ctx.usage.traces == 4 + 2 * 4
     assert ctx.usage.completion_tokens == sum(c.tokens_sent for c in backend.calls)
+    assert all(t.answer is None for call in ctx.calls[1:] for t in call.traces)
     weighted = await get_strategy("judge")(problem, Ctx(FakeBackend(cot_judge), problem), n=4, rationales=2,
                                            selection="weighted")
     # the three 8s together weigh 1.5 against 1.0

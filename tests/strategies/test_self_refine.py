@@ -46,7 +46,7 @@ def critic(approves: Callable[[str], bool]) -> Callable[[GenerationRequest, int]
             return FIXED
         if kind == "feedback":
             return APPROVE if approves(request.messages[-2]["content"]) else OBJECT
-        return "Yes" if APPROVE in request.messages[-2]["content"] else "No"
+        return "Yes, 7 is right." if APPROVE in request.messages[-2]["content"] else "No, 8 is wrong."
 
     return script
 
@@ -98,6 +98,8 @@ async def test_judge_stop_rule_reads_p_yes_and_flags_the_text_fallback() -> None
     assert [role(c.request) for c in backend.calls] == ["solve", "feedback", "verdict", "refine", "feedback",
                                                         "verdict"]
     assert result.info["judge_from_logprobs"] is True and "warning" not in result.info
+    verdicts = [c for c in ctx.calls if role(c.request) in ("verdict", "feedback")]
+    assert all(t.answer is None for c in verdicts for t in c.traces)  # critiques and verdicts are not answers
     plain = await get_strategy("self-refine")(problem, Ctx(FakeBackend(critic(fair), logprobs=False), problem),
                                               stop="judge")
     assert plain.answer == "7"

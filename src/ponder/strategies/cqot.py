@@ -9,7 +9,7 @@ from typing import Any, Literal
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.judge import YES_NO_INSTRUCTION, Judgement, judge_yes
-from ponder.strategies.genrm import judge_report
+from ponder.strategies.genrm import judge_report, not_answers
 from ponder.strategies.registry import strategy
 from ponder.strategies.revise_loop import MIN_CALL_TOKENS, Round, TokenCap, Verdict, revise
 from ponder.types import Message, Problem, Result, Trace
@@ -145,11 +145,13 @@ async def cqot(
             score = sum(passes) / questions
         else:
             cap.need(questions * JUDGE_TOKENS)
+            start = len(ctx.calls)
             found = await asyncio.gather(*(
                 judge_yes(ctx, [{"role": "user", "content": f"Problem:\n{problem.question}\n\nReasoning steps:\n"
                                                             f"{plan}\n\nCritical question: {q} {YES_NO_INSTRUCTION}"}],
                           max_tokens=JUDGE_TOKENS)
                 for q in CRITICAL_QUESTIONS))
+            not_answers(ctx, start)
             judgements.extend(found)
             passes = [j.p_yes >= 0.5 for j in found]
             score = sum(j.p_yes for j in found) / questions

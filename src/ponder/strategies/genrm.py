@@ -35,6 +35,14 @@ def judge_report(judgements: Sequence[Judgement]) -> dict[str, Any]:
     return report
 
 
+def not_answers(ctx: Ctx, since: int) -> None:
+    """The traces of ``ctx``'s calls from position ``since`` on are verdicts or rationales, not answers to the
+    problem: clear their extracted answers so per-trace metrics (maj@k, pass@k) do not count them."""
+    for call in ctx.calls[since:]:
+        for trace in call.traces:
+            trace.answer = None
+
+
 async def verify(ctx: Ctx, problem: Problem, solution: str, rationales: int) -> list[Judgement]:
     """GenRM verdicts on one solution: one direct P(Yes), or one per sampled verification rationale (GenRM-CoT)."""
     if rationales == 0:
@@ -42,8 +50,6 @@ async def verify(ctx: Ctx, problem: Problem, solution: str, rationales: int) -> 
         return [await judge_yes(ctx, [{"role": "user", "content": ask}])]
     opening: Message = {"role": "user", "content": verification_prompt(problem, solution, VERIFY_STEP_BY_STEP)}
     chains = await ctx.sample([opening], n=rationales)
-    for chain in chains:
-        chain.answer = None  # a verification rationale is not an answer to the problem
     # After each rationale, the verdict's P(Yes) is read as in GenRM-CoT.
     return list(await asyncio.gather(*(
         judge_yes(ctx, [opening, {"role": "assistant", "content": chain.text},
@@ -82,8 +88,10 @@ async def judge(
                           f"got {rationales}")
     traces = await ctx.sample(n=n)
     unique = list(dict.fromkeys(t.text for t in traces if t.answer is not None))
+    verification_start = len(ctx.calls)
     outcomes = await asyncio.gather(*(verify(ctx, problem, text, rationales) for text in unique),
                                     return_exceptions=True)
+    not_answers(ctx, verification_start)
     verdicts: dict[str, list[Judgement]] = {}
     unjudged = 0
     for text, outcome in zip(unique, outcomes, strict=True):

@@ -86,7 +86,7 @@ async def test_traces_without_a_stated_answer_are_not_pruned() -> None:
 def with_judge(verdict: str) -> Callable[[GenerationRequest, int], Scripted]:
     def script(request: GenerationRequest, index: int) -> Scripted:
         if "unfinished attempts" in request.messages[-1]["content"]:
-            return Scripted(verdict, confidence=0.9)
+            return Scripted(f"{verdict}, both say 7.", confidence=0.9)
         return Scripted(late(7))
 
     return script
@@ -101,6 +101,8 @@ async def test_the_llm_judge_prunes_what_partial_answers_cannot_and_its_calls_ar
     assert info["pruned"] == 3 and info["judge_calls"] == 3 and result.votes == {"7": 4.0}
     judge_calls = [c for c in backend.calls if not c.streamed]
     assert len(judge_calls) == 3 and "Attempt A (unfinished)" in judge_calls[0].request.messages[-1]["content"]
+    verdicts = [t for call in ctx.calls if call.kind == "complete" for t in call.traces]
+    assert len(verdicts) == 3 and all(t.answer is None for t in verdicts)  # "Yes, both say 7." is no sample
     assert streamed_tokens(backend) < 4 * len(tokenize(late(7))) / 2
     assert ctx.usage.completion_tokens == sum(c.tokens_sent for c in backend.calls)  # judge tokens included
     # a judge that says No lets every trace found its own cluster: nothing is cut

@@ -99,11 +99,16 @@ class _Clustering:
         self.founders.append(item)
 
     async def _judged_same(self, item: _Trace, founder: _Trace) -> bool:
+        start = len(self.ctx.calls)
         try:
             judgement = await judge_yes(self.ctx, _judge_messages(self.problem, founder.trace, item.trace))
         except BudgetExceeded:
             self.judge = False  # the budget is spent: the streams already running still finish and vote
             return False
+        for call in self.ctx.calls[start:]:
+            if call.kind == "complete":  # a verdict, not an answer to the problem: maj@k and pass@k skip it
+                for trace in call.traces:
+                    trace.answer = None
         self.judge_calls += 1
         return judgement.p_yes >= self.threshold
 

@@ -74,6 +74,9 @@ def sweeps(max_n: int) -> list[tuple[str, dict[str, Any]]]:
     grid += [("self-certainty", {"n": n, "selection": sel}) for n in ns for sel in ("best", "borda")]
     grid += [("rpc", {"n": n}) for n in ns if n >= 4]
     grid += [("crew", {"n": n}) for n in ns]
+    grid += [("router", {"max_n": n}) for n in ns if n >= 8]
+    grid += [("router", {"max_n": n, "strategies": "self-consistency"}) for n in ns if n >= 8]
+    grid += [("deepprune", {"n": n}) for n in ns if n >= 4]
     return grid
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ponder.agents import close_agents
 from ponder.answers import check_math, extract_answer
 from ponder.backends import BackendSpec, open_backend
 from ponder.context import Ctx, Sampling
@@ -25,5 +26,8 @@ async def ask_question(question: str, *, strategy: str, params: dict[str, Any], 
     problem = question_problem(question, raw=raw)
     async with open_backend(spec) as backend:
         ctx = Ctx(backend, problem, sampling=sampling)
-        result = await info(problem, ctx, **checked)
+        try:
+            result = await info(problem, ctx, **checked)
+        finally:
+            await close_agents()
     return result, ctx.usage

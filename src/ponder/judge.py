@@ -59,4 +59,5 @@ async def judge_yes(ctx: Ctx, messages: list[Message], *, max_tokens: int = 8) -
     to the text fallback.
     """
     (trace,) = await ctx.sample(messages, n=1, max_tokens=max_tokens, temperature=0.0)
+    trace.answer = None  # a verdict is not a solution: maj@k and pass@k must not count it
     return p_yes_from_trace(trace)

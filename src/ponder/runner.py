@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ponder.agents import close_agents
 from ponder.backends import Backend, BackendSpec, FakeBackend, open_backend
 from ponder.context import Ctx, Sampling, Slots
 from ponder.errors import BackendUnavailable, CapabilityError, ConfigError, PonderError
@@ -282,18 +283,21 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
     warnings = _Warnings(on_warning)
     run = functools.partial(_run_problems, config=config, store=store, run_id=run_id, todo=todo, progress=progress,
                             on_progress=on_progress, warnings=warnings)
-    if bank is not None:
-        from ponder.backends.replay import ReplayBackend
+    try:
+        if bank is not None:
+            from ponder.backends.replay import ReplayBackend
 
-        replay = ReplayBackend(bank, seed=config.replay_seed)
-        # Each problem gets its own view of the bank: prompts repeat across problems, and a problem's serving
-        # order must not depend on how problems interleave.
-        await run(lambda p: replay.for_problem(p.id))
-    elif backend is not None:
-        await run(_per_problem(backend))
-    else:
-        async with open_backend(config.model) as opened:
-            await run(_per_problem(opened))
+            replay = ReplayBackend(bank, seed=config.replay_seed)
+            # Each problem gets its own view of the bank: prompts repeat across problems, and a problem's serving
+            # order must not depend on how problems interleave.
+            await run(lambda p: replay.for_problem(p.id))
+        elif backend is not None:
+            await run(_per_problem(backend))
+        else:
+            async with open_backend(config.model) as opened:
+                await run(_per_problem(opened))
+    finally:
+        await close_agents()  # backends that multi-agent strategies opened for this run
     return EvalOutcome(run_id, resumed, progress, warnings.summary(progress, config, store))
 
 

@@ -25,7 +25,8 @@ def test_unknown_task_lists_known_names() -> None:
         load_task("gsm9k")
     message = str(info.value)
     assert message.startswith("unknown task 'gsm9k'; did you mean gsm8k?")
-    assert "known tasks: gsm8k, math500, aime24, amc23, add1, apples, larger, add21, gym:<dataset>" in message
+    assert "known tasks: gsm8k, math500, aime24, amc23, add1, apples, larger, add21, " in message
+    assert message.endswith(", gym:<dataset>")
     assert "\n" not in message
     with pytest.raises(TaskError, match=r"^unknown task 'nothing-like-it'; known tasks: "):
         get_task("nothing-like-it")

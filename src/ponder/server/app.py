@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ponder.agents import close_agents
 from ponder.backends import Backend, BackendSpec, open_backend
 from ponder.context import Ctx, Slots
 from ponder.errors import PonderError
@@ -59,6 +60,7 @@ def create_app(upstream: Backend | BackendSpec, config: ServeConfig) -> FastAPI:
                 state.backend = upstream
                 stack.push_async_callback(upstream.aclose)
             state.slots = Slots(config.max_inflight)
+            stack.push_async_callback(close_agents)  # agent models opened by multi-agent strategy requests
             state.models = await _upstream_models(state.backend)
             state.default_model = (getattr(state.backend, "model", None) or min(state.models, default="")
                                    or state.backend.name)

@@ -89,11 +89,13 @@ def test_five_kills_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> N
     for kill in range(KILLS):
         proc = _eval(store, tmp_path)
         before = _done(store)
-        if kill == 0:  # anywhere from interpreter start to the first writes
-            time.sleep(rng.uniform(0.0, 3.0))
+        if kill == 0:  # anywhere from interpreter start to the first writes, leaving work for later kills
+            until = time.monotonic() + rng.uniform(0.0, 3.0)
+            while time.monotonic() < until and _done(store) < PROBLEMS // (KILLS + 1):
+                time.sleep(0.002)
             moment: float | int = round(time.monotonic(), 3)
         else:  # after a random number of further problems, then a random instant later (often mid-write)
-            moment = target = before + rng.randint(1, (PROBLEMS - before) // (KILLS - kill + 1))
+            moment = target = before + rng.randint(1, max(1, (PROBLEMS - before) // (KILLS - kill + 1)))
             deadline = time.monotonic() + 120
             while _done(store) < target:
                 assert proc.poll() is None, "the run ended before it could be killed"

@@ -123,6 +123,8 @@ def test_check_expression(text: str | None, numbers: list[int], ok: bool) -> Non
         # a model that invents the next few-shot example has already answered this one
         ("Answer: 2 * 12 * (10 - 9) = 24\nInput: 1 2 3 4\nSteps:\nAnswer: 1 * 2 * 3 * 4 = 24", "2 * 12 * (10 - 9)"),
         ("Input: 2 9 10 12\nSteps:\nAnswer: 2 * 12 * (10 - 9) = 24", "2 * 12 * (10 - 9)"),  # echoed input
+        ("Output: (8 / 4 + 3) * 6 = 12", "(8 / 4 + 3) * 6"),
+        ("2 3 10", None),  # numbers without an operator are no expression
         ("4 + 8 = 12 (left: 4 6 12)", None),  # a step is not an answer
         ("I do not know.", None),
     ],

@@ -144,7 +144,7 @@ def check_expression(text: str | None, numbers: Sequence[int], target: int) -> b
 
 # ---- extraction ---------------------------------------------------------------------------------------------
 
-_ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*(.*)", re.IGNORECASE)
+_ANSWER_LINE = re.compile(r"(?:answer\s*(?:is)?|output)\s*[:=]?\s*(.*)", re.IGNORECASE)
 _EXPRESSION_LINE = re.compile(r"^[\d\s+\-*/()×÷·−\[\]]+$")
 _NEXT_INPUT = re.compile(r"^\s*Input:", re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -157,8 +157,8 @@ def _lhs(candidate: str) -> str:
 
 
 def extract_expression(text: str) -> str | None:
-    """The final expression: the last ``\\boxed{}``, else the last "Answer: ..." line, else the last line that
-    is nothing but an expression with at least two numbers (an ``= N`` tail is dropped).
+    """The final expression: the last ``\\boxed{}``, else the last "Answer: ..." (or "Output: ...") line, else
+    the last line that is nothing but an arithmetic expression (an ``= N`` tail is dropped).
 
     Text after a new ``Input:`` line is ignored: a few-shot prompted model that goes on to invent the next
     example has already answered this one.
@@ -174,7 +174,7 @@ def extract_expression(text: str) -> str | None:
             return _lhs(match.group(1)) or None
     for line in reversed(lines):
         lhs = _lhs(line)
-        if _EXPRESSION_LINE.match(lhs) and len(re.findall(r"\d+", lhs)) >= 2 and "left" not in line:
+        if _EXPRESSION_LINE.match(lhs) and re.search(r"\d\s*\)*\s*[-+*/×÷·−]", lhs) and "left" not in line:
             return lhs
     return None
 

@@ -22,8 +22,8 @@ async def test_tot_on_countdown(llama_server: LlamaServer) -> None:
     backend = OpenAIBackend(llama_server.base_url)
     try:
         ctx = Ctx(backend, problem, sampling=Sampling(max_tokens=64, seed=1))
-        result = await get_strategy("tot")(problem, ctx, breadth=2, n_evaluate=1, propose_tokens=64,
-                                           value_tokens=24, prefill=True)
+        result = await get_strategy("tot")(problem, ctx, breadth=1, n_evaluate=1, propose_tokens=48,
+                                           value_tokens=16, prefill=True)
     finally:
         await backend.aclose()
     tree = SearchTree.from_json(result.info["tree"])

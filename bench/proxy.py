@@ -20,67 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-import httpx
+
+from servers import Server, free_port, pct  # bench/servers.py: the script's directory is on sys.path
 
 JSON = {"content-type": "application/json"}
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "What is 2 + 2?"}], "max_tokens": 32}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Process:
-    """A server in a subprocess, up once its /health answers."""
-
-    def __init__(self, args: list[str], port: int) -> None:
-        self.args, self.url = args, f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Process:
-        root = Path(__file__).resolve().parents[1]
-        self.proc = subprocess.Popen([sys.executable, *self.args], cwd=root, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.args} exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"{self.args} did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def cpu_seconds(proc: Process) -> float:
-    """User + system CPU time the process has used so far (Linux /proc)."""
-    assert proc.proc is not None
-    fields = Path(f"/proc/{proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def one(session: aiohttp.ClientSession, url: str, stream: bool) -> float:
@@ -139,14 +90,16 @@ def main() -> None:
     args = parser.parse_args()
     reply = "Two plus two is four, so the answer is \\boxed{4}."
     up, px = free_port(), free_port()
-    upstream = Process(["-m", "tests.fakes.openai_server", "--port", str(up), "--reply", reply], up)
-    proxy = Process(["-m", "ponder.cli", "serve", "--model", f"openai:http://127.0.0.1:{up}/v1", "--port", str(px),
-                     "--no-log"], px)
-    with upstream, proxy:
-        cpu_before = cpu_seconds(proxy), cpu_seconds(upstream)
-        direct, proxied, added, errors = asyncio.run(
-            run(upstream.url + "/v1", proxy.url + "/v1", args.clients, args.requests, args.stream, args.pause))
-        cpu_after = cpu_seconds(proxy), cpu_seconds(upstream)
+    with tempfile.TemporaryDirectory() as tmp:
+        upstream = Server(["-m", "tests.fakes.openai_server", "--port", str(up), "--reply", reply], up,
+                          Path(tmp) / "upstream.log")
+        proxy = Server(["-m", "ponder.cli", "serve", "--model", f"openai:http://127.0.0.1:{up}/v1", "--port",
+                        str(px), "--no-log"], px, Path(tmp) / "proxy.log")
+        with upstream, proxy:
+            cpu_before = proxy.cpu_seconds(), upstream.cpu_seconds()
+            direct, proxied, added, errors = asyncio.run(
+                run(upstream.url + "/v1", proxy.url + "/v1", args.clients, args.requests, args.stream, args.pause))
+            cpu_after = proxy.cpu_seconds(), upstream.cpu_seconds()
     served = args.clients * (args.requests + 1)  # the measured pairs plus each client's warm-up request
     proxy_cpu = (cpu_after[0] - cpu_before[0]) / served
     upstream_cpu = (cpu_after[1] - cpu_before[1]) / (2 * served)  # the upstream serves both paths

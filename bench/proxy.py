@@ -1,7 +1,7 @@
 """Latency the ``ponder serve`` proxy adds to pass-through requests, measured side by side in one run.
 
 A fast fake OpenAI upstream (no token delay) and the proxy (``ponder serve``) each run in their own process,
-as they would in use (in one process they would share one GIL and one core); ``--clients`` concurrent httpx
+as they would in use (in one process they would share one GIL and one core); ``--clients`` concurrent aiohttp
 clients each send ``--requests`` pairs of identical requests, one straight to the upstream and one through the
 proxy, alternating which goes first, with a think time between pairs drawn from an exponential distribution of
 mean ``--pause`` seconds (so the 50 users arrive independently rather than in lockstep bursts). Prints the

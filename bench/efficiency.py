@@ -70,6 +70,8 @@ def sweeps(max_n: int) -> list[tuple[str, dict[str, Any]]]:
     grid += [("self-consistency", {"n": n}) for n in ns]
     grid += [("deepconf", {"mode": "offline", "n": n}) for n in ns if n >= 4]
     grid += [("deepconf", {"mode": "online", "n": n, "warmup": w}) for n in ns for w in (2, 4, 8) if w < n]
+    # the paper's 2048-token window never fills on short traces: a window of 32 lets online mode cancel them
+    grid += [("deepconf", {"mode": "online", "n": n, "warmup": 8, "window": 32}) for n in ns if n > 8]
     grid += [("adaptive-consistency", {"max_n": n}) for n in ns if n >= 4]
     grid += [("self-certainty", {"n": n, "selection": sel}) for n in ns for sel in ("best", "borda")]
     grid += [("rpc", {"n": n}) for n in ns if n >= 4]
@@ -77,6 +79,7 @@ def sweeps(max_n: int) -> list[tuple[str, dict[str, Any]]]:
     grid += [("router", {"max_n": n}) for n in ns if n >= 8]
     grid += [("router", {"max_n": n, "strategies": "self-consistency"}) for n in ns if n >= 8]
     grid += [("deepprune", {"n": n}) for n in ns if n >= 4]
+    grid += [("deepprune", {"n": n, "pruned_vote": "stated"}) for n in ns if n >= 4]
     return grid
 
 
@@ -92,6 +95,11 @@ async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None) 
     problems = bank.problems_for_task()[:limit] if limit else bank.problems_for_task()
     print(f"bank {bank_path.name}: {bank.model}, task {bank.task.name}, {len(problems)} problems × {bank.n} traces, "
           f"{repeats} repeats")
+    kept = {p.id for p in problems}
+    traces = [t for pid, bp in bank.problems.items() if pid in kept for t in bp.traces]
+    capped = sum(t.finish_reason == "length" for t in traces)
+    print(f"sampling: {bank.sampling}; {capped} of {len(traces)} traces ({capped / max(len(traces), 1):.1%}) were "
+          "cut at max_tokens and carry no answer")
     if target_n > bank.n:
         raise SystemExit(f"--target-n {target_n} exceeds the bank's {bank.n} traces per problem")
     points: list[Point] = []

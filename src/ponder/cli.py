@@ -33,6 +33,7 @@ from ponder.cli_options import (
     StrategyOpt,
     TaskSeedOpt,
     TemperatureOpt,
+    TopLogprobsOpt,
     TopPOpt,
     backend_spec,
     console,
@@ -84,6 +85,10 @@ def eval_command(
     max_tokens: MaxTokensOpt = None,
     seed: SeedOpt = None,
     logprobs: LogprobsOpt = True,
+    top_logprobs: Annotated[int | None, typer.Option(
+        "--top-logprobs", help="Alternatives per token asked for with the logprobs [default: 20; a replayed bank's "
+        "own] (capped by the server's limit). DeepConf's token confidence and self-certainty need at least 2; "
+        "their values grow with k, so compare runs made with the same k.")] = None,
     extra: ExtraOpt = None,
     replay: Annotated[Path | None, typer.Option(
         "--replay", help="Serve samples from a trace bank (see 'ponder bank record') instead of a model; "
@@ -110,7 +115,7 @@ def eval_command(
     Results go to the store as each problem finishes; running the same command again resumes.
     """
     from ponder.display import LiveProgress, repeats_table, summary_table
-    from ponder.metrics import summarize
+    from ponder.metrics import summarize_run
     from ponder.runner import EvalConfig, run_eval
 
     if repeats < 1 or (repeats > 1 and replay is None):
@@ -126,7 +131,8 @@ def eval_command(
     config = EvalConfig(
         task=task or "gsm8k", strategy=strategy, model=backend_spec(model, model_name, api_key, server_bin, slots),
         params=strategy_params(strategy, n, param),
-        sampling=sampling_from(temperature, top_p, max_tokens, None if replay else seed, logprobs, extra, base),
+        sampling=sampling_from(temperature, top_p, max_tokens, None if replay else seed, logprobs, extra, base,
+                               top_logprobs),
         limit=limit, offset=offset, task_seed=task_seed, task_size=size, data_dir=data_dir,
         concurrency=concurrency, max_inflight=max_inflight, token_budget=budget, run_id=run,
         replay=replay, store_traces=replay is None,
@@ -147,7 +153,7 @@ def eval_command(
         model_label = f"replay:{replay.name}" if replay else config.model.describe()
         title = f"{run_ids[0]} · {config.task} · {strategy} · {model_label}"
         if repeats == 1:
-            console.print(summary_table(title, summarize(db.results(run_ids[0]), db.traces(run_ids[0]))))
+            console.print(summary_table(title, summarize_run(db.results(run_ids[0]), db.traces(run_ids[0]))))
         else:
             console.print(repeats_table(title, [db.results(r) for r in run_ids]))
 
@@ -167,6 +173,7 @@ def ask(
     max_tokens: MaxTokensOpt = None,
     seed: SeedOpt = None,
     logprobs: LogprobsOpt = True,
+    top_logprobs: TopLogprobsOpt = 20,
     extra: ExtraOpt = None,
     raw: Annotated[bool, typer.Option("--raw", help="Send the question as is, without the step-by-step "
                                                      "and \\boxed{} instruction.")] = False,
@@ -178,7 +185,7 @@ def ask(
     outcome = asyncio.run(ask_question(
         question, strategy=strategy, params=strategy_params(strategy, n, param),
         spec=backend_spec(model, model_name, api_key, server_bin),
-        sampling=sampling_from(temperature, top_p, max_tokens, seed, logprobs, extra),
+        sampling=sampling_from(temperature, top_p, max_tokens, seed, logprobs, extra, top_logprobs=top_logprobs),
         raw=raw,
     ))
     result, usage = outcome
@@ -250,12 +257,12 @@ def show(
     from dataclasses import asdict
 
     from ponder.display import summary_table
-    from ponder.metrics import summarize
+    from ponder.metrics import summarize_run
 
     with open_store(store) as db:
         row = db.find_run(run)
         results = db.results(row.id)
-        summary = summarize(results, db.traces(row.id))
+        summary = summarize_run(results, db.traces(row.id))
     if as_json:
         console.print_json(json.dumps({"run": row.id, "config": row.config, "summary": asdict(summary)}))
         return

@@ -60,7 +60,9 @@ def record(
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
     seed: SeedOpt = None,
-    top_logprobs: Annotated[int, typer.Option("--top-logprobs", help="Alternatives recorded per token.")] = 5,
+    top_logprobs: Annotated[int, typer.Option(
+        "--top-logprobs", help="Alternatives recorded per token (capped by the server's limit; replays can serve "
+        "any k up to it). DeepConf's reference uses 20.")] = 20,
     extra: ExtraOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Problems recorded at once.")] = 4,
 ) -> None:
@@ -70,12 +72,11 @@ def record(
     """
     from ponder.backends import open_backend
     from ponder.bank import record_bank
-    from ponder.context import Sampling
 
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     spec = backend_spec(model, model_name, api_key, server_bin, slots)
-    sampling = sampling_from(temperature, top_p, max_tokens, seed, True, extra, Sampling(top_logprobs=top_logprobs))
+    sampling = sampling_from(temperature, top_p, max_tokens, seed, True, extra, top_logprobs=top_logprobs)
     bar = Progress(TextColumn("[bold]record"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console)
     job = bar.add_task("record", total=None, stats="")

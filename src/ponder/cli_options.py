@@ -40,6 +40,10 @@ SeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="Sampling seed sent to the server (reproducible samples where the server honours it).")]
 LogprobsOpt = Annotated[bool, typer.Option(
     "--logprobs/--no-logprobs", help="Ask for token logprobs (needed by confidence strategies).")]
+TopLogprobsOpt = Annotated[int, typer.Option(
+    "--top-logprobs", help="Alternatives per token asked for with the logprobs (capped by the server's own limit). "
+    "DeepConf's token confidence and self-certainty read them and need at least 2; their values grow with k, so "
+    "compare runs made with the same k. DeepConf's reference uses 20.")]
 ExtraOpt = Annotated[list[str] | None, typer.Option(
     "--extra", help="Extra request parameter KEY=VALUE passed to the server unchanged (VALUE is JSON if it parses, "
     "else a string), e.g. --extra top_k=20; repeat for several.")]
@@ -91,9 +95,13 @@ def extra_params(items: list[str] | None) -> dict[str, Any]:
 
 
 def sampling_from(temperature: float | None, top_p: float | None, max_tokens: int | None, seed: int | None,
-              logprobs: bool, extra: list[str] | None = None, base: Sampling | None = None) -> Sampling:
+              logprobs: bool, extra: list[str] | None = None, base: Sampling | None = None,
+              top_logprobs: int | None = None) -> Sampling:
     """Sampling settings from the options; unset ones come from ``base`` (a bank's) or the defaults."""
     base = base or Sampling()
+    top_logprobs = base.top_logprobs if top_logprobs is None else top_logprobs
+    if not 0 <= top_logprobs <= 20:
+        raise ConfigError(f"--top-logprobs must be between 0 and 20 (the OpenAI API's limit), got {top_logprobs}")
     temperature = base.temperature if temperature is None else temperature
     max_tokens = base.max_tokens if max_tokens is None else max_tokens
     top_p = base.top_p if top_p is None else top_p
@@ -104,7 +112,7 @@ def sampling_from(temperature: float | None, top_p: float | None, max_tokens: in
     if top_p is not None and not 0 < top_p <= 1:
         raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
     return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, logprobs=logprobs,
-                    top_logprobs=base.top_logprobs, extra={**base.extra, **extra_params(extra)})
+                    top_logprobs=top_logprobs, extra={**base.extra, **extra_params(extra)})
 
 
 def open_store(path: Path | None, **bounds: int) -> Any:

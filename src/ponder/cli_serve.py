@@ -12,9 +12,11 @@ from ponder.cli_options import (
     ModelOpt,
     ServerBinOpt,
     StoreOpt,
+    TopLogprobsOpt,
     backend_spec,
     err_console,
 )
+from ponder.context import Sampling
 from ponder.errors import ConfigError
 
 KEY_ENV = "PONDER_SERVE_KEY"
@@ -45,6 +47,7 @@ def serve(
     store: StoreOpt = None,
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log one line per HTTP request (costs CPU on every request).")] = False,
+    top_logprobs: TopLogprobsOpt = 20,
 ) -> None:
     """Serve an OpenAI-compatible API that runs a reasoning strategy per request.
 
@@ -67,10 +70,12 @@ def serve(
         raise ConfigError("--max-n, --max-tokens-limit, --max-body-bytes and --max-inflight must be at least 1")
     if default_strategy and default_strategy not in ("none", "passthrough"):
         get_strategy(default_strategy)  # an unknown name fails now, not on the first request
+    if not 0 <= top_logprobs <= 20:
+        raise ConfigError(f"--top-logprobs must be between 0 and 20, got {top_logprobs}")
     spec = backend_spec(model, model_name, api_key, server_bin, slots)
     config = ServeConfig(keys=keys, max_n=max_n, max_tokens_limit=max_tokens_limit, max_body_bytes=max_body_bytes,
                          default_strategy=default_strategy, max_inflight=max_inflight, log=log,
-                         store_path=str(store) if store else None)
+                         store_path=str(store) if store else None, sampling=Sampling(top_logprobs=top_logprobs))
     if not keys and host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]warning:[/] serving on {host} without --key: anyone who can reach it may use it")
     err_console.print(f"ponder serve: http://{host}:{port}/v1 → {spec.describe()}"

@@ -15,8 +15,8 @@ Measures (``MEASURES``, selected by name with ``measure``):
     (stride 1) of the windows' mean ``C_i``. The window is clamped to the trace length, so a trace shorter
     than the window is one group (as in the paper's code).
 ``bottom10``
-    DeepConf's bottom-10% group confidence: the mean of the lowest ``ceil(10% x #groups)`` group confidences
-    (at least one group).
+    DeepConf's bottom-10% group confidence: the mean of the lowest ``max(1, floor(10% x #groups))`` group
+    confidences (the reference code's ``max(1, int(len * 0.1))``).
 ``tail``
     DeepConf's tail confidence: the mean ``C_i`` over the last ``window`` tokens (clamped to the trace).
 ``self_certainty``
@@ -29,10 +29,19 @@ Measures (``MEASURES``, selected by name with ``measure``):
     CRew (Du et al., 2025, "Confidence as a Reward"): the mean probability ``exp(log p_i)`` of the tokens that
     spell the final answer.
 
-Where a position has no top-k list (a server that returns only the sampled token's logprob), ``T_i`` is taken
-to be ``[(sampled token, log p_i)]``, so ``C_i = -log p_i``. A trace without tokens has no evidence: every
-measure gives ``-inf`` for it (it ranks last). A trace *with* tokens but without logprobs raises
-``CapabilityError``.
+The DeepConf measures and self-certainty read the top-k list ``T_i``, and need ``k >= 2`` alternatives per
+position: with only the sampled token, ``-log p_i`` would *rise* with uncertainty, inverting every ranking, and a
+one-entry distribution has no shape for self-certainty to measure. Such traces raise ``CapabilityError`` naming
+``--top-logprobs``. ``neg_perplexity`` and ``answer`` read only the sampled tokens' logprobs.
+
+How ``k`` changes the numbers: ``C_i`` averages ``-log p`` over the top-k, and the k-th alternative is the least
+likely of them, so a larger ``k`` gives larger ``C_i`` on every trace (DeepConf's reference uses ``k = 20``).
+Self-certainty renormalises the top-k, so a larger ``k`` sees more of the tail. Rankings within one set of
+traces drawn with the same ``k`` are what matter; absolute values (and DeepConf thresholds) are comparable only
+between traces drawn with the same ``k``, which is why runs and banks record it.
+
+A trace without tokens has no evidence: every measure gives ``-inf`` for it (it ranks last). A trace *with*
+tokens but without logprobs raises ``CapabilityError``.
 """
 
 from __future__ import annotations
@@ -89,21 +98,34 @@ def _require_logprobs(trace: Trace, what: str) -> bool:
     return True
 
 
+MIN_TOP_K = 2
+"""Alternatives per position that the top-k measures need (see the module docstring)."""
+
+
+def _require_top_k(trace: Trace, what: str) -> None:
+    """Refuse a trace whose positions carry fewer than ``MIN_TOP_K`` alternatives."""
+    tops = trace.top_logprobs
+    if len(tops) < len(trace.logprobs) or any(len(top) < MIN_TOP_K for top in tops):
+        widths = sorted({len(top) for top in tops}) or [0]
+        raise CapabilityError(
+            f"confidence measure {what!r} needs the top-k alternatives of every token (k >= {MIN_TOP_K}); this "
+            f"trace has k = {widths[0]} at some positions. Ask for them with --top-logprobs K (e.g. 20), or use "
+            "a measure that reads only the sampled tokens (neg_perplexity, answer)"
+        )
+
+
 def _top(trace: Trace, i: int) -> Top:
-    top = trace.top_logprobs[i] if i < len(trace.top_logprobs) else []
-    return top if top else [("", trace.logprobs[i])]
+    return trace.top_logprobs[i]
 
 
 # ---- per-token quantities ------------------------------------------------------------------------
 
 
-def token_confidence(logprob: float, top: Top) -> float:
-    """DeepConf token confidence ``C_i = -(1/k) sum_j log P_i(j)`` over the top-k logprobs at one position.
-
-    With no top-k list it falls back to ``-logprob`` of the sampled token.
-    """
-    if not top:
-        return -logprob
+def token_confidence(top: Top) -> float:
+    """DeepConf token confidence ``C_i = -(1/k) sum_j log P_i(j)`` over the top-k logprobs at one position."""
+    if len(top) < MIN_TOP_K:
+        raise CapabilityError(f"token confidence needs at least {MIN_TOP_K} top-k alternatives per token, got "
+                              f"{len(top)}; ask for them with --top-logprobs K (e.g. 20)")
     return -math.fsum(lp for _, lp in top) / len(top)
 
 
@@ -111,7 +133,9 @@ def token_confidences(trace: Trace) -> np.ndarray:
     """``C_i`` for every position of the trace (empty array for an empty trace)."""
     if not _require_logprobs(trace, "token confidence"):
         return np.zeros(0)
-    return np.array([token_confidence(trace.logprobs[i], _top(trace, i)) for i in range(len(trace.logprobs))])
+    _require_top_k(trace, "token confidence")
+    return np.array([-math.fsum(lp for _, lp in _top(trace, i)) / len(_top(trace, i))
+                     for i in range(len(trace.logprobs))])
 
 
 # ---- whole-trace measures ------------------------------------------------------------------------
@@ -159,11 +183,12 @@ def lowest_group_confidence(trace: Trace, window: int = DEFAULT_WINDOW) -> float
 
 
 def bottom_group_confidence(trace: Trace, window: int = DEFAULT_WINDOW, percent: float = 10.0) -> float:
-    """DeepConf bottom-η% group confidence: mean of the ``max(1, ceil(percent/100 x #groups))`` lowest ``C_G``."""
+    """DeepConf bottom-η% group confidence: mean of the ``max(1, floor(percent/100 x #groups))`` lowest ``C_G``
+    (the reference's ``max(1, int(len(window_means) * bottom_percent))``)."""
     groups = group_confidences(trace, window)
     if not groups.size:
         return -math.inf
-    count = max(1, math.ceil(groups.size * percent / 100.0 - 1e-9))
+    count = max(1, int(groups.size * percent / 100.0 + 1e-9))
     return float(np.sort(groups)[:count].mean())
 
 
@@ -187,16 +212,17 @@ def self_certainty(trace: Trace) -> float:
 
     so it measures how peaked the head of the distribution is. The full-vocabulary value is dominated by the
     vocabulary tail, which the top-k cannot see; values are therefore comparable only between traces drawn
-    with the same ``top_logprobs``. A position without a top-k list (or with k = 1) contributes 0.
+    with the same ``top_logprobs``. A trace without k >= 2 alternatives at every position raises
+    ``CapabilityError`` (with one entry the renormalised distribution is a point mass and every trace would
+    score 0).
     """
     if not _require_logprobs(trace, "self_certainty"):
         return -math.inf
+    _require_top_k(trace, "self_certainty")
     total = 0.0
     for i in range(len(trace.logprobs)):
-        top = trace.top_logprobs[i] if i < len(trace.top_logprobs) else []
+        top = trace.top_logprobs[i]
         k = len(top)
-        if k < 2:
-            continue
         lps = np.array([lp for _, lp in top], dtype=float)
         top_max = lps.max()
         log_mass = top_max + math.log(float(np.exp(lps - top_max).sum()))
@@ -328,24 +354,23 @@ def best_index(traces: Sequence[Trace], name: str, *, window: int = DEFAULT_WIND
 class GroupMonitor:
     """Sliding-window group confidence of a trace as its tokens arrive (DeepConf online).
 
-    ``push`` returns the mean ``C_i`` of the last ``min(window, tokens so far)`` tokens once at least
-    ``min(window, min_tokens)`` tokens exist, else None. With ``min_tokens >= window`` this is exactly the
-    paper's check on full windows; a smaller ``min_tokens`` lets short traces (shorter than the window) be
-    judged on their prefix mean, which is noisier than the finished trace's single group.
+    ``push`` returns the mean ``C_i`` of the last ``window`` tokens once a full window exists, else None: the
+    reference implementation (facebookresearch/deepconf, its vLLM patch) checks only full windows, so a trace
+    shorter than the window is never stopped while it runs. It is judged when it ends, on its single group
+    (the whole trace), exactly as the warm-up traces that set the bar were (``lowest_group_confidence``).
     """
 
-    def __init__(self, window: int = DEFAULT_WINDOW, min_tokens: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         if window < 1:
             raise ConfigError(f"confidence window must be at least 1 token, got {window}")
         self.window = window
-        self.start = max(1, min(window, min_tokens))
         self.count = 0
         self.lowest = math.inf
         self._recent: deque[float] = deque()
         self._sum = 0.0
 
-    def push(self, logprob: float, top: Top) -> float | None:
-        c = token_confidence(logprob, top)
+    def push(self, top: Top) -> float | None:
+        c = token_confidence(top)
         self._recent.append(c)
         self._sum += c
         if len(self._recent) > self.window:
@@ -353,8 +378,8 @@ class GroupMonitor:
         self.count += 1
         if self.count % 4096 == 0:  # keep the running sum from drifting on very long traces
             self._sum = math.fsum(self._recent)
-        if self.count < self.start:
+        if self.count < self.window:
             return None
-        group = self._sum / len(self._recent)
+        group = self._sum / self.window
         self.lowest = min(self.lowest, group)
         return group

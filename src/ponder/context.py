@@ -9,8 +9,10 @@ backend all sit behind the same door, so a strategy runs unchanged on each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
@@ -29,7 +31,8 @@ class Sampling:
     max_tokens: int = 512
     seed: int | None = None
     logprobs: bool = True
-    top_logprobs: int = 5
+    # DeepConf's reference asks for 20; the server's own limit (Capabilities.top_logprobs) caps it per request.
+    top_logprobs: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +70,21 @@ class Slots:
             self._cond.notify_all()
 
 
+# Set inside ``Ctx.aux()``: samples drawn there are helpers (verdicts, steps, critiques), not answers. A context
+# variable, so it follows the asyncio task (and the tasks it starts), not whichever coroutine runs next.
+_AUX: ContextVar[bool] = ContextVar("ponder_aux_samples", default=False)
+# Set inside ``Ctx.lend_slot()``: the caller holds a slot it is not using (a paused stream), so a one-sample call
+# made meanwhile runs on it instead of waiting for a free one, which may never come when streams hold them all.
+_LENT: ContextVar[bool] = ContextVar("ponder_lent_slot", default=False)
+
+
+class _Ledger:
+    """Completion tokens reserved by calls in flight, shared by every context of a problem."""
+
+    def __init__(self) -> None:
+        self.reserved = 0
+
+
 class _SeedCounter:
     """Position in a problem's seed sequence, shared by every context of that problem."""
 
@@ -98,6 +116,7 @@ class Ctx:
         self.usage = Usage()
         self.calls: list[Call] = []
         self._seeds = _SeedCounter()
+        self._ledger = _Ledger()
 
     def on(self, backend: Backend) -> Ctx:
         """A context for the same problem on another backend (another model or server).
@@ -109,9 +128,34 @@ class Ctx:
         other.usage = self.usage
         other.calls = self.calls
         other._seeds = self._seeds
+        other._ledger = self._ledger
         return other
 
+    @staticmethod
+    @contextlib.contextmanager
+    def aux() -> Iterator[None]:
+        """Samples drawn inside are helpers, not answers to the problem (a judge's verdict, a search step, a
+        critique, a translation): they carry no answer, and maj@k / pass@k do not count them. Their tokens are
+        counted as usual."""
+        token = _AUX.set(True)
+        try:
+            yield
+        finally:
+            _AUX.reset(token)
+
     # ---- requests -------------------------------------------------------------------------------
+
+    @staticmethod
+    @contextlib.contextmanager
+    def lend_slot() -> Iterator[None]:
+        """One-sample calls inside run on a slot the caller already holds and leaves idle meanwhile (a stream
+        paused while it asks a judge about itself). Without this, such calls deadlock once streams waiting on
+        them hold every slot."""
+        token = _LENT.set(True)
+        try:
+            yield
+        finally:
+            _LENT.reset(token)
 
     def request(self, messages: list[Message] | None = None, *, n: int = 1, **overrides: Any) -> GenerationRequest:
         """A request with the run's defaults; ``overrides`` may set any GenerationRequest field."""
@@ -135,13 +179,25 @@ class Ctx:
         )
         return replace(request, **overrides)
 
-    def require_logprobs(self, strategy: str) -> None:
-        """Strategies that read token confidence call this first."""
+    def require_logprobs(self, strategy: str, *, top_k: bool = False) -> None:
+        """Strategies that read token confidence call this first; ``top_k`` when they read the top-k
+        alternatives (DeepConf's C_i, self-certainty), which need at least two per token."""
         if not self.backend.capabilities.logprobs or not self.sampling.logprobs:
             raise CapabilityError(
                 f"strategy {strategy!r} needs token logprobs, which backend {self.backend.name} does not provide "
                 "(or --no-logprobs was given)"
             )
+        if top_k:
+            from ponder.confidence import MIN_TOP_K
+
+            k = min(self.sampling.top_logprobs, self.backend.capabilities.top_logprobs)
+            if k < MIN_TOP_K:
+                raise CapabilityError(
+                    f"strategy {strategy!r} reads the top-k alternatives of every token and needs k >= {MIN_TOP_K}, "
+                    f"but k = {k} (--top-logprobs {self.sampling.top_logprobs}, backend {self.backend.name} returns "
+                    f"up to {self.backend.capabilities.top_logprobs}); with one entry its confidence would rise with "
+                    "uncertainty. Use --top-logprobs 20 on a backend that returns alternatives"
+                )
 
     def _check_budget(self) -> None:
         if self.token_budget is not None and self.usage.completion_tokens >= self.token_budget:
@@ -149,8 +205,29 @@ class Ctx:
                 f"token budget of {self.token_budget} completion tokens spent on problem {self.problem.id}"
             )
 
+    def _reserve(self, request: GenerationRequest) -> int:
+        """Reserve the worst case of a call (``n x max_tokens``) before it launches: a call whose worst case does
+        not fit in what the budget has left, after what the calls in flight hold, raises ``BudgetExceeded``
+        instead of starting, so a problem never spends more than its budget, however many calls run at once.
+        Returns the tokens reserved."""
+        self._check_budget()
+        if self.token_budget is None:
+            return 0
+        per = request.max_tokens if request.max_tokens is not None else self.sampling.max_tokens
+        need = max(request.n, 1) * per
+        left = self.token_budget - self.usage.completion_tokens - self._ledger.reserved
+        if need > left:
+            raise BudgetExceeded(
+                f"token budget of {self.token_budget} completion tokens on problem {self.problem.id}: "
+                f"{max(left, 0)} left after the calls in flight, fewer than this call's worst case of {need} "
+                f"({max(request.n, 1)} x max_tokens {per})"
+            )
+        self._ledger.reserved += need
+        return need
+
     @property
     def budget_left(self) -> int | None:
+        """Completion tokens of the budget not yet spent (calls in flight may hold some of them)."""
         if self.token_budget is None:
             return None
         return max(self.token_budget - self.usage.completion_tokens, 0)
@@ -164,20 +241,25 @@ class Ctx:
 
     async def complete(self, request: GenerationRequest) -> list[Trace]:
         """Send a ready-made request (see ``request``)."""
-        self._check_budget()
+        reserved = self._reserve(request)
         call = Call("complete", request, started_at=time.time())
         self.calls.append(call)
-        held = await self.slots.acquire(request.n)
-        start = time.perf_counter()
         try:
-            traces = await self.backend.complete(request)
-        except BaseException as exc:
-            call.error = f"{type(exc).__name__}: {exc}"
-            raise
+            held = 0 if _LENT.get() and request.n == 1 else await self.slots.acquire(request.n)
+            start = time.perf_counter()
+            try:
+                traces = await self.backend.complete(request)
+            except BaseException as exc:
+                call.error = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                call.latency_s = time.perf_counter() - start
+                await self.slots.release(held)
         finally:
-            call.latency_s = time.perf_counter() - start
-            await self.slots.release(held)
+            self._ledger.reserved -= reserved
+        aux = _AUX.get()
         for trace in traces:
+            trace.aux = aux
             trace.answer = self.answer(trace)
         call.traces = traces
         call.usage = Usage(
@@ -188,6 +270,7 @@ class Ctx:
             completion_tokens=sum(t.completion_tokens for t in traces),
             calls=1,
             traces=len(traces),
+            capped_traces=sum(t.capped for t in traces),
         )
         self.usage.add(call.usage)
         return traces
@@ -199,7 +282,12 @@ class Ctx:
     # ---- answers --------------------------------------------------------------------------------
 
     def answer(self, trace: Trace) -> str | None:
-        return self.problem.extract(trace.text) if trace.text else None
+        """The trace's answer to the problem. Helper samples (``aux``) and traces stopped by ``max_tokens`` have
+        none: the last number of unfinished reasoning is not an answer (the DeepConf and self-consistency
+        references drop such traces from the vote too)."""
+        if trace.aux or trace.capped or not trace.text:
+            return None
+        return self.problem.extract(trace.text)
 
     async def equivalent(self, a: str | None, b: str | None) -> bool:
         from ponder.answers import get_checker
@@ -218,12 +306,20 @@ class TraceStream:
         self._events: AsyncIterator[Any] | None = None
         self._call = Call("stream", request, started_at=time.time())
         self._held = 0
+        self._reserved = 0
+        self._deltas = 0  # content pieces received: the token count of a stream that carries no logprobs
         self._start = 0.0
+        self._aux = _AUX.get()
 
     async def __aenter__(self) -> TraceStream:
-        self.ctx._check_budget()
+        self._reserved = self.ctx._reserve(self.request)
         self.ctx.calls.append(self._call)
-        self._held = await self.ctx.slots.acquire(1)
+        try:
+            self._held = await self.ctx.slots.acquire(1)
+        except BaseException:
+            self.ctx._ledger.reserved -= self._reserved
+            self._reserved = 0
+            raise
         self._start = time.perf_counter()
         self._events = aiter(self.ctx.backend.stream(self.request))
         return self
@@ -240,10 +336,14 @@ class TraceStream:
                 self.finished = True
                 self.trace.finish_reason = event.finish_reason
                 self.trace.prompt_tokens = event.prompt_tokens
-                self.trace.completion_tokens = event.completion_tokens or len(self.trace.tokens)
+                self.trace.completion_tokens = event.completion_tokens or max(len(self.trace.tokens), self._deltas)
                 raise StopAsyncIteration
             self.trace.append(event)
-            self.trace.completion_tokens = max(self.trace.completion_tokens, len(self.trace.tokens))
+            if event.text or event.reasoning or event.tokens:
+                self._deltas += 1
+            # Servers stream about one token per chunk; without logprobs the chunks are the only count there is
+            # (a cancelled stream never receives the server's usage), so live runs agree with replayed banks.
+            self.trace.completion_tokens = max(self.trace.completion_tokens, len(self.trace.tokens), self._deltas)
             return event
 
     async def cancel(self) -> None:
@@ -263,6 +363,8 @@ class TraceStream:
         finally:
             await self.ctx.slots.release(self._held)
             self._held = 0
+            self.ctx._ledger.reserved -= self._reserved
+            self._reserved = 0
             self._finish(exc)
 
     def _finish(self, exc: BaseException | None) -> None:
@@ -270,7 +372,8 @@ class TraceStream:
         trace.cancelled = not self.finished
         trace.latency_s = time.perf_counter() - self._start
         if not trace.completion_tokens:
-            trace.completion_tokens = len(trace.tokens)
+            trace.completion_tokens = max(len(trace.tokens), self._deltas)
+        trace.aux = self._aux
         trace.answer = self.ctx.answer(trace) if self.finished else None
         call.latency_s = trace.latency_s
         call.traces = [trace]
@@ -282,5 +385,6 @@ class TraceStream:
             calls=1,
             traces=1,
             cancelled_traces=int(trace.cancelled),
+            capped_traces=int(trace.capped),
         )
         self.ctx.usage.add(call.usage)

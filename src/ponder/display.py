@@ -72,6 +72,13 @@ def summary_table(title: str, summary: Summary) -> Table:
     for k, value in summary.pass_at.items():
         if k > 1:
             table.add_row(f"pass@{k}", f"{value:.3f}")
+    if summary.traces:
+        stopped = []
+        if summary.cancelled_traces:
+            stopped.append(f"{summary.cancelled_traces:,} cancelled")
+        if summary.capped_traces:
+            stopped.append(f"{summary.capped_traces:,} cut at max-tokens, no answer")
+        table.add_row("traces", f"{summary.traces:,}" + (f" ({'; '.join(stopped)})" if stopped else ""))
     table.add_row("prompt tokens / problem", f"{summary.mean_prompt_tokens:,.1f}")
     table.add_row("completion tokens / problem", f"{summary.mean_completion_tokens:,.1f}")
     table.add_row("latency / problem", f"{summary.mean_latency_s:.2f} s")

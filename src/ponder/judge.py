@@ -58,6 +58,6 @@ async def judge_yes(ctx: Ctx, messages: list[Message], *, max_tokens: int = 8) -
     Greedy decoding: the verdict's distribution is read from the logprobs, so sampling would only add noise
     to the text fallback.
     """
-    (trace,) = await ctx.sample(messages, n=1, max_tokens=max_tokens, temperature=0.0)
-    trace.answer = None  # a verdict is not a solution: maj@k and pass@k must not count it
+    with ctx.aux():  # a verdict is not a solution: maj@k and pass@k must not count it
+        (trace,) = await ctx.sample(messages, n=1, max_tokens=max_tokens, temperature=0.0)
     return p_yes_from_trace(trace)

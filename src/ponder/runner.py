@@ -242,6 +242,7 @@ def _record(problem: Problem, position: int, ctx: Ctx, result: Result | None, er
         cancelled_traces=ctx.usage.cancelled_traces,
         latency_s=latency_s,
         error=error,
+        capped_traces=ctx.usage.capped_traces,
     )
 
 

@@ -108,6 +108,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE traces ADD COLUMN truncated TEXT;
     """,
+    # 3: traces stopped by max_tokens are counted per problem; helper samples (verdicts, steps) are marked
+    """
+    ALTER TABLE results ADD COLUMN capped_traces INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE traces ADD COLUMN aux INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -130,6 +135,7 @@ class ProblemRecord:
     cancelled_traces: int
     latency_s: float
     error: str | None = None
+    capped_traces: int = 0  # stopped by max_tokens: no answer
 
 
 @dataclass
@@ -316,17 +322,17 @@ class Store:
                 db.executemany(
                     "INSERT INTO traces (call_id, run_id, problem_id, idx, text, reasoning, answer, correct,"
                     " finish_reason, prompt_tokens, completion_tokens, latency_s, cancelled, tokens, logprobs,"
-                    " top_logprobs, truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " top_logprobs, aux, truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(cursor.lastrowid, *row) for row in rows[seq]],
                 )
             db.execute(
                 "INSERT INTO results (run_id, problem_id, position, gold, answer, correct, confidence, votes, info,"
                 " prompt_tokens, completion_tokens, calls, traces, cancelled_traces, latency_s, error,"
-                " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " finished_at, capped_traces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, record.problem_id, record.position, record.gold, record.answer, _bool(record.correct),
                  record.confidence, _json(record.votes), _json(info), record.prompt_tokens,
                  record.completion_tokens, record.calls, record.traces, record.cancelled_traces,
-                 record.latency_s, record.error, time.time()),
+                 record.latency_s, record.error, time.time(), record.capped_traces),
             )
         return cut
 
@@ -356,7 +362,7 @@ class Store:
                 r["problem_id"], r["position"], r["gold"], r["answer"],
                 None if r["correct"] is None else bool(r["correct"]), r["confidence"], json.loads(r["votes"]),
                 json.loads(r["info"]), r["prompt_tokens"], r["completion_tokens"], r["calls"], r["traces"],
-                r["cancelled_traces"], r["latency_s"], r["error"],
+                r["cancelled_traces"], r["latency_s"], r["error"], r["capped_traces"],
             )
             for r in rows
         ]  # fmt: skip
@@ -404,7 +410,7 @@ def _trace_row(run_id: str, problem_id: str, t: Trace) -> tuple[Any, ...]:
     return (
         run_id, problem_id, t.index, t.text, t.reasoning, t.answer, _bool(t.correct), t.finish_reason,
         t.prompt_tokens, t.completion_tokens, t.latency_s, int(t.cancelled), _json(t.tokens), _json(t.logprobs),
-        _json(t.top_logprobs),
+        _json(t.top_logprobs), int(t.aux),
     )  # fmt: skip
 
 
@@ -416,4 +422,5 @@ def _trace_from_row(r: sqlite3.Row) -> Trace:
         finish_reason=r["finish_reason"], prompt_tokens=r["prompt_tokens"],
         completion_tokens=r["completion_tokens"], latency_s=r["latency_s"], cancelled=bool(r["cancelled"]),
         index=r["idx"], answer=r["answer"], correct=None if r["correct"] is None else bool(r["correct"]),
+        aux=bool(r["aux"]),
     )  # fmt: skip

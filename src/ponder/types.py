@@ -70,6 +70,7 @@ class Usage:
     calls: int = 0
     traces: int = 0
     cancelled_traces: int = 0
+    capped_traces: int = 0  # stopped by max_tokens before they finished: they carry no answer
 
     @property
     def total_tokens(self) -> int:
@@ -81,6 +82,7 @@ class Usage:
         self.calls += other.calls
         self.traces += other.traces
         self.cancelled_traces += other.cancelled_traces
+        self.capped_traces += other.capped_traces
 
 
 @dataclass
@@ -100,10 +102,18 @@ class Trace:
     index: int = 0
     answer: str | None = None
     correct: bool | None = None
+    # Not an answer sample of the problem (a judge's verdict, a search step, a critique): it never carries an
+    # answer, and maj@k / pass@k do not count it. Set by ``Ctx.aux()``.
+    aux: bool = False
 
     @property
     def has_logprobs(self) -> bool:
         return bool(self.logprobs)
+
+    @property
+    def capped(self) -> bool:
+        """Stopped by ``max_tokens`` before the model finished: its last number is not an answer."""
+        return self.finish_reason == "length" and not self.cancelled
 
     def append(self, delta: Delta) -> None:
         self.text += delta.text

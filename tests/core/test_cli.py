@@ -111,3 +111,30 @@ def test_a_live_run_becomes_a_bank(workdir: Path) -> None:
     accuracy = [line for line in out.stdout.splitlines() if "accuracy" in line]
     live_accuracy = [line for line in live.stdout.splitlines() if "accuracy" in line]
     assert accuracy == live_accuracy
+
+
+def test_top_logprobs_reaches_the_server_and_is_recorded(workdir: Path) -> None:
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    with FakeOpenAIServer("The answer is 4.") as srv:
+        out = ponder("eval", "--task", "add1", "--model", f"openai:{srv.base_url}", "--n", "2", "--limit", "1",
+                     "--top-logprobs", "7", cwd=workdir)
+        assert out.returncode == 0, out.stderr
+        assert srv.requests[0]["top_logprobs"] == 7
+        default = ponder("ask", "What is 2 + 2?", "--model", f"openai:{srv.base_url}", "--n", "2", cwd=workdir)
+        assert default.returncode == 0 and srv.requests[-1]["top_logprobs"] == 20  # DeepConf's reference k
+    shown = ponder("show", "last", "--json", cwd=workdir)
+    assert '"top_logprobs": 7' in shown.stdout
+    bad = ponder("eval", "--task", "add1", "--model", "fake", "--top-logprobs", "50", cwd=workdir)
+    assert bad.returncode == 2 and "--top-logprobs must be between 0 and 20" in bad.stderr
+
+
+def test_show_counts_traces_cut_at_max_tokens(workdir: Path) -> None:
+    # 3 tokens cannot hold "The answer is 4.": every sample is cut, carries no answer, and the table says so
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    with FakeOpenAIServer("Let me think. The answer is 4.") as srv:
+        out = ponder("eval", "--task", "add1", "--model", f"openai:{srv.base_url}", "--n", "2", "--limit", "2",
+                     "--max-tokens", "3", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert "4 cut at max-tokens, no answer" in out.stdout

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -41,12 +42,57 @@ async def test_seeded_runs_give_distinct_reproducible_seeds() -> None:
     assert len(set(seeds[0])) == 2 and None not in seeds[0]
 
 
-async def test_budget_stops_further_calls() -> None:
-    ctx = Ctx(FakeBackend(["one two three four"]), make_problem(), token_budget=6)
-    await ctx.sample(n=2)  # 8 tokens: over budget now
+async def test_budget_reserves_the_worst_case_before_launching() -> None:
+    # max_tokens 4 and a budget of 10: a call launches only when n x 4 fits in what is left. The old check only
+    # refused once the budget was spent, so one call of n samples could overshoot it by n x max_tokens.
+    ctx = Ctx(FakeBackend(["one two three four five six"]), make_problem(), token_budget=10,
+              sampling=Sampling(max_tokens=4))
+    with pytest.raises(BudgetExceeded, match=r"worst case of 12 \(3 x max_tokens 4\)"):
+        await ctx.sample(n=3)
+    assert ctx.usage.calls == 0
+    await ctx.sample(n=2)
+    assert ctx.usage.completion_tokens == 8
     with pytest.raises(BudgetExceeded):
-        await ctx.sample(n=1)
-    assert ctx.budget_left == 0
+        await ctx.sample(n=1)  # 2 left: a sample of up to 4 might overshoot
+    (short,) = await ctx.sample(n=1, max_tokens=2)  # one that fits is still allowed
+    assert short.capped and short.answer is None  # cut at max_tokens: no answer
+    assert ctx.usage.completion_tokens == 10 and ctx.usage.capped_traces == 3
+
+
+async def test_concurrent_calls_cannot_overshoot_the_budget_together() -> None:
+    backend = FakeBackend(["w " * 50], token_delay_s=0.001)
+    ctx = Ctx(backend, make_problem(), token_budget=100, sampling=Sampling(max_tokens=30))
+    # 5 calls of 2 x 30 and 3 streams of 30 race for 100 tokens; the old check let all of them start
+
+    async def one() -> int:
+        try:
+            return len(await ctx.sample(n=2))
+        except BudgetExceeded:
+            return 0
+
+    async def streamed() -> None:
+        with contextlib.suppress(BudgetExceeded):
+            async with ctx.stream() as stream:
+                async for _ in stream:
+                    pass
+
+    await asyncio.gather(*(one() for _ in range(5)), *(streamed() for _ in range(3)))
+    assert ctx.usage.completion_tokens <= 100  # whatever the interleaving, the calls in flight never overshoot
+    assert ctx.usage.traces >= 3  # and the budget was used, not refused outright
+
+
+async def test_cancelled_stream_without_logprobs_counts_its_chunks() -> None:
+    # A server streaming without logprobs sends text chunks only, and a cancelled stream never receives the
+    # usage block: the chunks are the count, so live runs agree with replays (which reveal one token a chunk).
+    backend = FakeBackend(["a b c d e f g h The answer is 7."], token_delay_s=0.001, logprobs=False)
+    ctx = Ctx(backend, make_problem(), sampling=Sampling(logprobs=False))
+    async with ctx.stream() as stream:
+        async for _ in stream:
+            if len(stream.trace.text.split()) >= 3:
+                await stream.cancel()
+                break
+    assert stream.trace.tokens == [] and stream.trace.cancelled
+    assert stream.trace.completion_tokens >= 3 and ctx.usage.completion_tokens == stream.trace.completion_tokens
 
 
 async def test_stream_cancel_counts_revealed_tokens_only() -> None:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from ponder.metrics import bootstrap_mean, maj_at_k, majority_correct, pass_at_k, summarize
+from ponder.metrics import answer_groups, bootstrap_mean, maj_at_k, majority_correct, pass_at_k, summarize
 from ponder.store import ProblemRecord
 from ponder.types import Trace
 
@@ -35,6 +35,31 @@ def test_majority_groups_all_correct_answers_together() -> None:
     assert majority_correct(["8", "7", "8", "7.0"], [False, True, False, True]) is False
     assert majority_correct(["7", "8", "8", "7.0"], [True, False, False, True]) is True
     assert majority_correct([None], [False]) is False
+
+
+async def test_wrong_answers_group_by_equivalence_not_only_normal_form() -> None:
+    # gold 7: "1/2", "0.5" and "\\frac{1}{2}" are one wrong answer, and three of it outvote two 7s. Grouped by
+    # normal form alone they were three answers of one vote each, and the 7s won a vote they should lose.
+    answers = ["7", "1/2", "0.5", "7", "\\frac{1}{2}"]
+    correct = [True, False, False, True, False]
+    assert majority_correct(answers, correct) is True  # normal forms only: the old, wrong grouping
+    groups = await answer_groups(answers)
+    assert groups["1/2"] == groups["0.5"] == groups["\\frac{1}{2}"] != groups["7"]
+    assert majority_correct(answers, correct, groups) is False
+    assert maj_at_k(answers, correct, 5, groups=groups) == 0.0
+
+
+def test_only_answer_samples_count_in_maj_and_pass_at_k() -> None:
+    # a judge's verdict (aux) and a cancelled trace are not samples; a trace cut at max_tokens is one, unanswered
+    results = [ProblemRecord("a", 0, "7", "7", True, 0.5, {}, {}, 10, 100, 1, 5, 1, 0.5, None, 1)]
+    traces = [("a", Trace(answer="7", correct=True)), ("a", Trace(answer="8", correct=False)),
+              ("a", Trace(answer=None, correct=False, finish_reason="length")),
+              ("a", Trace(answer=None, correct=False, aux=True)),
+              ("a", Trace(answer=None, correct=False, cancelled=True))]
+    summary = summarize(results, traces)
+    assert summary.samples_per_problem == 3
+    assert summary.pass_at[1] == pytest.approx(1 / 3)
+    assert summary.capped_traces == 1 and summary.cancelled_traces == 1
 
 
 def test_maj_at_k_interpolates_between_single_sample_and_full_vote() -> None:

@@ -30,7 +30,7 @@ def test_strategy_from_the_body(upstream: FakeOpenAIServer, proxy: Proxy) -> Non
     assert ponder["answer"] == "4" and ponder["votes"] == {"4": 5} and ponder["confidence"] == 1.0
     assert ponder["traces"] == 5 and ponder["cancelled"] == 0
     sent = upstream.requests[-1]
-    assert sent["n"] == 5 and sent["logprobs"] is True and sent["top_logprobs"] == 5 and "ponder" not in sent
+    assert sent["n"] == 5 and sent["logprobs"] is True and sent["top_logprobs"] == 20 and "ponder" not in sent
     # usage sums what the upstream reported
     assert reply.usage is not None
     assert reply.usage.prompt_tokens == count_prompt_tokens(MESSAGES)
@@ -54,7 +54,8 @@ def test_body_params_apply_to_the_prefix_strategy(upstream: FakeOpenAIServer, pr
         model="ponder:deepconf", messages=MESSAGES, extra_body={"ponder": {"n": 4, "eta": 50}})  # type: ignore[arg-type]
     ponder = reply.to_dict()["ponder"]
     assert ponder["strategy"] == "deepconf" and ponder["params"]["n"] == 4 and ponder["params"]["eta"] == 50.0
-    assert ponder["info"]["kept"] == 2
+    # the four identical replies tie at the 50th-percentile bar, and ties at the bar stay (as in the reference)
+    assert ponder["info"]["answered"] == 4 and ponder["info"]["kept"] == 4
 
 
 def test_default_strategy_and_explicit_passthrough(upstream: FakeOpenAIServer) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ponder.backends.fake import FakeBackend
-from ponder.context import Ctx
+from ponder.context import Ctx, Sampling
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies import get_strategy
 from ponder.strategies.adaptive import leader_probability
@@ -59,7 +59,9 @@ async def test_a_clear_but_not_unanimous_majority_stops_when_settled() -> None:
 
 async def test_budget_and_parameters() -> None:
     problem = make_problem()
-    ctx = Ctx(FakeBackend(["a b c d e f The answer is 7.", "The answer is 8."]), problem, token_budget=20)
+    # the first batch of 4 samples of up to 12 tokens fits in 48; the second cannot start
+    ctx = Ctx(FakeBackend(["a b c d e f The answer is 7.", "The answer is 8."]), problem, token_budget=48,
+              sampling=Sampling(max_tokens=12))
     result = await get_strategy("adaptive-consistency")(problem, ctx)
     assert result.info["stopped_by"] == "token_budget" and len(result.traces) == 4
     with pytest.raises(BudgetExceeded):

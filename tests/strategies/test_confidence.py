@@ -7,7 +7,7 @@ import pytest
 
 from ponder import confidence as conf
 from ponder.backends.fake import FakeBackend, Scripted
-from ponder.context import Ctx
+from ponder.context import Ctx, Sampling
 from ponder.errors import CapabilityError, ConfigError
 from ponder.types import Delta, TokenLogprob, Trace
 from tests.conftest import make_problem
@@ -37,9 +37,11 @@ def test_group_confidences_slide_and_clamp() -> None:
     # a window longer than the trace is one group: the whole-trace mean
     assert conf.group_confidences(trace, 2048) == pytest.approx([1.1375])
     assert conf.measure(trace, "lowest_group") == pytest.approx(1.1375)
-    # bottom 10% of 3 groups is the single lowest; bottom 50% of 3 is the lowest two
+    # the reference keeps max(1, int(#groups x share)) groups: bottom 10% and 50% of 3 are the single lowest,
+    # 70% of 3 the lowest two
     assert conf.bottom_group_confidence(trace, 2) == pytest.approx(0.875)
-    assert conf.bottom_group_confidence(trace, 2, percent=50) == pytest.approx((0.875 + 0.975) / 2)
+    assert conf.bottom_group_confidence(trace, 2, percent=50) == pytest.approx(0.875)
+    assert conf.bottom_group_confidence(trace, 2, percent=70) == pytest.approx((0.875 + 0.975) / 2)
     assert conf.measure(trace, "bottom10", window=2) == pytest.approx(0.875)
     assert conf.tail_confidence(trace, 2) == pytest.approx(1.3)
     assert conf.tail_confidence(trace, 100) == pytest.approx(1.1375)
@@ -61,10 +63,48 @@ def test_self_certainty_renormalises_the_top_k() -> None:
     assert conf.measure(both, "self_certainty") == pytest.approx(expected / 2)
 
 
-def test_missing_top_k_falls_back_to_the_sampled_token() -> None:
-    trace = Trace(tokens=["a", "b"], logprobs=[-0.5, -1.5], top_logprobs=[[], []])
-    assert conf.token_confidences(trace) == pytest.approx([0.5, 1.5])
-    assert conf.self_certainty(trace) == 0.0
+def test_bottom10_rounds_down_as_the_reference_does() -> None:
+    # 25 groups: 10% is 2.5, and the reference's int() keeps 2 (rounding up would keep 3)
+    lps = [-0.1] * 30
+    tops = [[("a", -0.1), ("b", -1.0 - i / 10)] for i in range(30)]
+    trace = Trace(tokens=["a"] * 30, logprobs=lps, top_logprobs=tops)
+    groups = np.sort(conf.group_confidences(trace, 6))
+    assert groups.size == 25
+    assert conf.bottom_group_confidence(trace, 6) == pytest.approx(groups[:2].mean())
+
+
+def test_top_k_measures_refuse_traces_without_alternatives() -> None:
+    # With only the sampled token, -log p rises with uncertainty: DeepConf would keep the least sure traces and
+    # self-certainty would score every trace 0. Refuse, naming the option that fixes it.
+    sure = Trace(tokens=["a", "b"], logprobs=[-0.01, -0.02], top_logprobs=[[("a", -0.01)], [("b", -0.02)]])
+    bare = Trace(tokens=["a", "b"], logprobs=[-0.5, -1.5], top_logprobs=[[], []])
+    for trace in (sure, bare):
+        for name in ("mean", "lowest_group", "bottom10", "tail", "self_certainty"):
+            with pytest.raises(CapabilityError, match="--top-logprobs"):
+                conf.measure(trace, name)
+        # measures of the sampled tokens alone keep the right sign without alternatives
+        assert conf.measure(trace, "neg_perplexity") < 0
+    assert conf.measure(sure, "neg_perplexity") > conf.measure(bare, "neg_perplexity")
+
+
+async def test_strategies_reading_the_top_k_refuse_k_below_two() -> None:
+    from ponder.strategies import get_strategy
+
+    problem = make_problem()
+    for k in (0, 1):
+        backend = FakeBackend(["The answer is 7."], top_k=k)
+        for name, params in (("deepconf", {}), ("deepconf", {"mode": "online"}), ("self-certainty", {})):
+            with pytest.raises(CapabilityError, match="--top-logprobs"):
+                await get_strategy(name)(problem, Ctx(backend, problem), **params)
+        assert backend.calls == []
+    # and the same when the run asks for fewer than two, whatever the server can give
+    backend = FakeBackend(["The answer is 7."])
+    with pytest.raises(CapabilityError, match="--top-logprobs 1"):
+        await get_strategy("deepconf")(problem, Ctx(backend, problem, sampling=Sampling(top_logprobs=1)))
+    # measures of the sampled tokens alone still run
+    result = await get_strategy("deepconf")(problem, Ctx(FakeBackend(["The answer is 7."], top_k=1), problem),
+                                            n=2, measure="neg_perplexity")
+    assert result.answer == "7"
 
 
 def test_answer_tokens_are_located_and_scored() -> None:
@@ -125,14 +165,14 @@ def test_best_index_skips_unanswered_traces() -> None:
 
 def test_group_monitor_matches_the_offline_groups() -> None:
     trace = hand_trace()
-    monitor = conf.GroupMonitor(window=2, min_tokens=100)  # full windows only, as in the paper
-    seen = [monitor.push(lp, top) for lp, top in zip(trace.logprobs, trace.top_logprobs, strict=True)]
+    monitor = conf.GroupMonitor(window=2)  # full windows only, as in the reference
+    seen = [monitor.push(top) for top in trace.top_logprobs]
     assert seen[0] is None and seen[1:] == pytest.approx(list(conf.group_confidences(trace, 2)))
     assert monitor.lowest == pytest.approx(conf.lowest_group_confidence(trace, 2))
-    # a window longer than the trace: prefix means once min_tokens tokens exist
-    short = conf.GroupMonitor(window=2048, min_tokens=3)
-    seen = [short.push(lp, top) for lp, top in zip(trace.logprobs, trace.top_logprobs, strict=True)]
-    assert seen[:2] == [None, None] and seen[2] == pytest.approx(2.95 / 3) and seen[3] == pytest.approx(1.1375)
+    # a window longer than the trace is never checked while it runs (the old monitor judged prefix means,
+    # far stricter than the bar, which the warm-up set on whole traces)
+    short = conf.GroupMonitor(window=2048)
+    assert [short.push(top) for top in trace.top_logprobs] == [None] * 4
 
 
 async def test_fake_backend_confidence_orders_traces() -> None:
@@ -145,8 +185,8 @@ async def test_fake_backend_confidence_orders_traces() -> None:
 def test_streamed_tokens_feed_the_monitor() -> None:
     trace = Trace()
     trace.append(Delta(text="a", tokens=[TokenLogprob("a", -0.1, [("a", -0.1), ("b", -2.0)])]))
-    monitor = conf.GroupMonitor(window=4, min_tokens=1)
-    value = monitor.push(trace.logprobs[0], trace.top_logprobs[0])
+    monitor = conf.GroupMonitor(window=1)
+    value = monitor.push(trace.top_logprobs[0])
     assert value is not None and value == pytest.approx(1.05) and np.isclose(conf.mean_confidence(trace), value)
 
 

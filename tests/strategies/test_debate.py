@@ -6,7 +6,7 @@ import pytest
 
 from ponder.agents import close_agents, install_agent
 from ponder.backends.fake import FakeBackend
-from ponder.context import Ctx
+from ponder.context import Ctx, Sampling
 from ponder.errors import ConfigError
 from ponder.strategies import get_strategy
 from ponder.strategies.debate import DISCUSSION_INTRO, read_stance, recalibrate
@@ -138,7 +138,8 @@ async def test_the_parsed_answer_is_what_the_run_judges() -> None:
 async def test_an_exhausted_budget_settles_with_the_last_complete_round() -> None:
     problem = make_problem(QUESTION)
     backend = FakeBackend([reply("5", "1.0"), reply("4", "0.7"), reply("4", "0.7")])
-    ctx = Ctx(backend, problem, token_budget=1)
+    # the first round's 3 replies of up to 32 tokens fit in 96; no discussion round can start after them
+    ctx = Ctx(backend, problem, token_budget=96, sampling=Sampling(max_tokens=32))
     result = await get_strategy("debate")(problem, ctx)
     assert result.info["stopped"] == "budget" and result.info["discussion_rounds"] == 0
     assert result.answer == "5" and len(backend.calls) == 1

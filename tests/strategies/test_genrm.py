@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ponder.backends.fake import FakeBackend, Scripted
-from ponder.context import Ctx
+from ponder.context import Ctx, Sampling
 from ponder.errors import ConfigError
 from ponder.strategies import get_strategy
 from ponder.strategies.genrm import VERIFY_QUESTION, VERIFY_STEP_BY_STEP
@@ -89,7 +89,8 @@ async def test_without_logprobs_the_text_verdict_is_used_and_flagged() -> None:
 
 async def test_out_of_budget_before_any_verdict_falls_back_to_the_majority() -> None:
     problem = make_problem()
-    ctx = Ctx(FakeBackend(solver_and_judge), problem, token_budget=10)  # the six solutions alone spend more
+    # six solutions of up to 11 tokens fit in 66 and spend 60: no verdict of up to 8 tokens can start
+    ctx = Ctx(FakeBackend(solver_and_judge), problem, token_budget=66, sampling=Sampling(max_tokens=11))
     result = await get_strategy("judge")(problem, ctx, n=6)
     assert result.answer == "8" and result.info["stopped"] == "budget" and result.info["unjudged"] == 2
     assert ctx.usage.calls == 1

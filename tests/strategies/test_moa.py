@@ -7,7 +7,7 @@ import pytest
 
 from ponder.agents import close_agents, install_agent
 from ponder.backends.fake import FakeBackend
-from ponder.context import Ctx
+from ponder.context import Ctx, Sampling
 from ponder.errors import ConfigError
 from ponder.strategies import get_strategy
 from ponder.strategies.moa import AGGREGATE_AND_SYNTHESIZE
@@ -87,9 +87,12 @@ async def test_every_agents_tokens_are_counted(agents: None) -> None:
 async def test_an_exhausted_budget_aggregates_the_last_complete_layer() -> None:
     problem = make_problem(QUESTION)
     backend = FakeBackend(proposer)
-    result = await get_strategy("moa")(problem, Ctx(backend, problem, token_budget=1), proposers=3, layers=3)
+    # the first layer's 3 proposals of up to 32 tokens fit in 96 and spend 41: a second layer (96) cannot
+    # start, the aggregator (32) can, so the last complete layer is aggregated
+    ctx = Ctx(backend, problem, token_budget=96, sampling=Sampling(max_tokens=32))
+    result = await get_strategy("moa")(problem, ctx, proposers=3, layers=3)
     assert result.info["stopped"] == "budget" and result.info["layers"] == [["5", "4", "4"]]
-    assert result.answer == "4" and len(backend.calls) == 1  # no budget left to aggregate: the layer's majority
+    assert result.answer == "5" and len(backend.calls) == 2 and ctx.usage.completion_tokens <= 96
 
 
 @pytest.mark.parametrize(("params", "message"), [

@@ -7,7 +7,7 @@ import pytest
 
 from ponder.agents import close_agents, install_agent
 from ponder.backends.fake import FakeBackend
-from ponder.context import Ctx
+from ponder.context import Ctx, Sampling
 from ponder.errors import ConfigError
 from ponder.strategies import StrategyInfo, get_strategy
 from ponder.strategies import plangen as plangen_module
@@ -193,10 +193,13 @@ async def test_an_answer_assembled_by_a_search_is_verified_too(monkeypatch: pyte
 
 async def test_an_exhausted_budget_returns_the_best_plan_so_far() -> None:
     problem = make_problem(QUESTION, gold="7")
-    probe = Ctx(FakeBackend(one_model("1", {"6": 20, "7": 95})), problem)
+    probe = Ctx(FakeBackend(one_model("1", {"6": 20, "7": 95})), problem, sampling=Sampling(max_tokens=64))
     await get_strategy("plangen")(problem, probe, algorithms="cot,self-consistency:n=3", iterations=1)
-    ctx = Ctx(FakeBackend(one_model("1", {"6": 20, "7": 95})), problem,
-              token_budget=probe.usage.completion_tokens)  # spent exactly by the first iteration
+    # enough for the first iteration's calls to start (each reserves n x max_tokens), not for a second one
+    last = probe.calls[-1]
+    budget = probe.usage.completion_tokens - last.usage.completion_tokens + last.request.n * 64
+    ctx = Ctx(FakeBackend(one_model("1", {"6": 20, "7": 95})), problem, token_budget=budget,
+              sampling=Sampling(max_tokens=64))
     result = await get_strategy("plangen")(problem, ctx, algorithms="cot,self-consistency:n=3")
     assert result.info["stopped"] == "budget" and result.answer == "6"
 

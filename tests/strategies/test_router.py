@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from ponder.backends.fake import FakeBackend, Scripted
-from ponder.context import Ctx
+from ponder.context import Ctx, Sampling
 from ponder.errors import ConfigError
 from ponder.strategies import get_strategy
 from ponder.strategies.router import best_gain, saturation_curve, saturation_point
@@ -148,7 +148,8 @@ async def test_without_logprobs_a_confidence_strategy_falls_back_to_voting() -> 
 async def test_the_token_budget_ends_sampling_with_an_answer() -> None:
     problem = make_problem()
     script = scripted([said(7), said(8), said(7), said(9)], [said(7), said(8)])
-    ctx = Ctx(FakeBackend(script), problem, token_budget=60)  # the pilot alone spends ~48 tokens
+    # the pilot's 4 samples of up to 20 tokens fit in 90; a further one of 20 does not once they spent ~48
+    ctx = Ctx(FakeBackend(script), problem, token_budget=90, sampling=Sampling(max_tokens=20))
     result = await get_strategy("router")(problem, ctx, strategies="self-consistency")
     assert result.answer == "7" and result.info["stopped_by"] == "token_budget"
 

@@ -39,9 +39,21 @@ async def test_borda_weighs_ranks_not_counts() -> None:
     assert flat.answer == "8"
 
 
-async def test_unanswered_samples_are_never_picked() -> None:
+async def test_best_of_n_does_not_skip_an_unanswered_most_certain_sample() -> None:
+    # best-of-N returns the most certain sample's answer; skipping it for the next one would give the selector
+    # a filter on "has an answer" that the paper's best-of-N does not have
     problem = make_problem()
     script = [Scripted("no idea at all", 0.99), Scripted("The answer is 7.", 0.5)]
     result = await get_strategy("self-certainty")(problem, Ctx(FakeBackend(script), problem), n=2,
                                                   selection="best")
-    assert result.answer == "7"
+    assert result.info["best"] == 0 and result.answer is None
+
+
+def test_borda_ties_share_their_ranks() -> None:
+    # equal self-certainty gets equal weight, whichever sample came first (rank order used to decide)
+    from ponder.strategies.self_certainty import _mean_ranks
+
+    assert _mean_ranks([0.5, 0.9, 0.5]) == [2.5, 1.0, 2.5]
+    assert _mean_ranks([0.1, 0.1, 0.1, 0.1]) == [2.5] * 4
+    assert _mean_ranks([3.0, 2.0, 1.0]) == [1.0, 2.0, 3.0]
+    assert _mean_ranks([float("-inf"), 1.0, float("-inf")]) == [2.5, 1.0, 2.5]

@@ -145,6 +145,10 @@ def _replay_bank(config: Mapping[str, Any]) -> str | None:
     return None
 
 
+EXACT_REWARD_MARK = " [exact checker as reward]"
+"""Appended to the label of a strategy whose search was steered by the task's own checker (tot, mcts on puzzles)."""
+
+
 def _point(key: str, members: list[tuple[RunRow, list[ProblemRecord]]], group: str | None) -> Point:
     run, _ = members[0]
     config = run.config
@@ -159,9 +163,10 @@ def _point(key: str, members: list[tuple[RunRow, list[ProblemRecord]]], group: s
     for r in all_records:
         hits.setdefault(r.problem_id, []).append(1.0 if r.correct else 0.0)
     scored = [r for r in all_records if r.error is None and r.confidence is not None and r.correct is not None]
+    exact = EXACT_REWARD_MARK if any(r.info.get("exact_reward") for r in all_records) else ""
     return Point(
         key=key,
-        label=_with(run.strategy, format_params(_label_params(run.strategy, params))),
+        label=_with(run.strategy, format_params(_label_params(run.strategy, params))) + exact,
         series=_with(run.strategy, format_params(_label_params(run.strategy, params), skip=("n",))),
         strategy=run.strategy,
         params=params,
@@ -220,6 +225,10 @@ def load_points(store: Store, runs: Sequence[RunRow], notes: list[str]) -> list[
             notes.append(f"the repeats of group {group} cover different numbers of problems ({min(sizes)} to "
                          f"{max(sizes)}); its mean accuracy weighs each repeat equally")
         points.append(_point(key, members, group))
+    for point in points:
+        if point.label.endswith(EXACT_REWARD_MARK):
+            notes.append(f"{point.label}: the task's exact checker steered the search (a reward no deployed "
+                         "strategy has), so its accuracy is an upper bound, not comparable with unverified strategies")
     points.sort(key=lambda p: (p.scope, p.series, p.n, p.key))
     return points
 

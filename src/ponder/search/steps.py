@@ -176,7 +176,8 @@ async def expand(
     overrides: dict[str, object] = {"stop": [delimiter], "max_tokens": max_step_tokens}
     if temperature is not None:
         overrides["temperature"] = temperature
-    traces = await ctx.sample(messages, n=k, **overrides)
+    with ctx.aux():  # a step is not a sample of the problem: maj@k and pass@k leave it out
+        traces = await ctx.sample(messages, n=k, **overrides)
     candidates = [make_candidate(problem, steps, trace, prefill, delimiter, max_depth) for trace in traces]
     for trace, candidate in zip(traces, candidates, strict=True):
         # A stored step is not a solution: only a finishing step carries the solution's answer (and is checked).

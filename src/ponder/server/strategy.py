@@ -166,6 +166,7 @@ class RequestLog:
             info=result.info if result else {}, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, calls=usage.calls, traces=usage.traces,
             cancelled_traces=usage.cancelled_traces, latency_s=latency_s, error=message,
+            capped_traces=usage.capped_traces,
         )
         self.store.save_problem(run_id, record, ctx.calls)
 

@@ -40,10 +40,13 @@ async def beam(
     ``scorer`` (``judge``: the model's P("Yes") that the step is right; ``confidence[:measure]``: its token
     confidence; ``prm:<url>``: a process reward model), and a path's value is its step scores aggregated by
     ``aggregation`` (search-and-learn uses the ``last`` step's score). Steps that finish the solution (a stated
-    answer, the end of the text, or ``max_depth``) leave the beam as completed solutions; of the rest the
-    ``n - completed`` of highest value are kept and the others pruned. The search ends when ``n`` solutions are
-    complete, nothing is left to grow, or ``budget`` completion tokens (0 = no cap; the problem's token budget
-    applies too) are spent, in which case the live beams are answered as they stand.
+    answer, the end of the text, or ``max_depth``) leave the beam as completed solutions; of the rest the ``n``
+    of highest value are kept and the others pruned, so the beam keeps its width while completions accumulate,
+    as in search-and-learn (which keeps ``n / beam_width`` parents every round whatever has completed). The
+    search ends when ``n`` solutions are complete (search-and-learn keeps the first ``n`` completions unless
+    told to sort them; the ``n`` first here, too), nothing is left to grow, or ``budget`` completion tokens
+    (0 = no cap; the problem's token budget applies too) are spent, in which case the live beams are answered
+    as they stand.
 
     The answer is chosen among the completed solutions by ``select``: ``weighted`` (the answer with the largest
     summed path value, search-and-learn's weighted best-of-N), ``vote`` (plain majority) or ``best`` (the single
@@ -64,7 +67,7 @@ async def beam(
         # Beams the budget left ungrown stay candidates: the search answers from what exists.
         pool = [c for children in grown for c in children if not c.terminal]
         pool += [node for node, children in zip(live, grown, strict=True) if not children and node.parent is not None]
-        live = best(pool, n - len(completed))
+        live = best(pool, n)
         search.prune([c for c in pool if c not in live])
-    finals = completed or live
+    finals = completed[:n] or live
     return await search.answer(finals, select, {"rounds": rounds, "completed": len(completed)})

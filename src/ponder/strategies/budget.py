@@ -145,7 +145,7 @@ async def _force_answer(
     messages: list[Message] = [*problem.messages, {"role": "assistant", "content": prefill}]
     (answer,) = await ctx.sample(messages, n=1, max_tokens=answer_tokens, **overrides)
     answer.answer = _extract(problem, before, answer, prefill)
-    trace.answer = None  # the cut trace's answer is the continuation's
+    trace.answer, trace.aux = None, True  # the cut trace's answer is the continuation's
     return answer
 
 

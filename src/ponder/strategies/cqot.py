@@ -129,7 +129,7 @@ async def cqot(
 
     async def draft() -> Trace:
         (plan,) = await ctx.sample(plan_messages, n=1, max_tokens=cap.limit(max_tokens))
-        plan.answer = None  # a plan withholds the answer
+        plan.answer, plan.aux = None, True  # a plan withholds the answer
         return plan
 
     async def check(rounds: list[Round]) -> Verdict:
@@ -139,7 +139,7 @@ async def cqot(
             ask: list[Message] = [{"role": "user", "content": assessment_prompt(problem, plan)}]
             (reply,) = await ctx.sample(ask, n=1, max_tokens=cap.limit(ASSESS_TOKENS),
                                         temperature=CHECK_TEMPERATURE)
-            reply.answer = None
+            reply.answer, reply.aux = None, True
             answers = read_assessment(reply.text)
             passes = [a is True for a in answers]  # no verdict counts as No: the authors' "No when in doubt"
             score = sum(passes) / questions
@@ -167,7 +167,7 @@ async def cqot(
         failed = [q - 1 for q in last.verdict.detail["failed"]]
         (plan,) = await ctx.sample(_with_request(problem, revise_request(last.draft.text, failed)), n=1,
                                    max_tokens=cap.limit(max_tokens))
-        plan.answer = None
+        plan.answer, plan.aux = None, True
         return plan
 
     loop = await revise(draft, check, improve, max_iters=max_iters, check_last=True)

@@ -27,28 +27,36 @@ async def deepconf(
     window: int = 2048,
     warmup: int = 16,
     tau: float = 0.95,
-    min_tokens: int = 32,
     batch: int = 8,
 ) -> Result:
     """DeepConf (Fu et al., 2025): vote with the most confident traces; online mode stops the others early.
 
-    From "Deep Think with Confidence".
+    From "Deep Think with Confidence"; checked against the reference code (facebookresearch/deepconf).
 
-    Token confidence is ``C_i = -mean(top-k logprobs)``; a trace's confidence is read through ``measure``
-    (default the lowest mean ``C_i`` over sliding windows of ``window`` tokens; see ``ponder.confidence``).
+    Token confidence is ``C_i = -mean(top-k logprobs)`` (the reference asks for k = 20: ``--top-logprobs``); a
+    trace's confidence is read through ``measure`` (default the lowest mean ``C_i`` over sliding windows of
+    ``window`` tokens, or over the whole trace when it is shorter than a window; see ``ponder.confidence``).
 
-    ``mode=offline``: sample ``n`` traces, keep the top ``eta``% by confidence (``eta=10`` is the paper's
-    DeepConf-low, ``eta=90`` DeepConf-high) and take a confidence-weighted majority vote over them.
+    ``mode=offline``: sample ``n`` traces; among those with an answer, keep the ones whose confidence is at or
+    above the ``100 - eta`` percentile (``eta=10`` is the paper's DeepConf-low, ``eta=90`` DeepConf-high) and
+    take a confidence-weighted majority vote over them, as the reference's ``filter_top_confidence`` does.
 
     ``mode=online``: ``warmup`` traces (paper: 16) set the stopping bar ``s`` = the ``100 - eta`` percentile of
-    their lowest-group confidences; warm-up traces at or above ``s`` vote. Further traces are streamed
-    ``batch`` at a time, and each is cancelled the moment the mean ``C_i`` of its last ``window`` tokens falls
-    below ``s`` (for traces shorter than the window, the mean of all tokens so far is checked once there are
-    ``min_tokens``). Cancelled traces do not vote but their tokens are counted. New traces stop once the
-    leading answer holds ``tau`` of the vote weight (paper: 0.95) or ``n`` traces (warm-up included) have
-    been launched. The paper's budget is 512 traces; ``n=64`` keeps the default affordable.
+    their lowest-group confidences; warm-up traces at or above ``s`` vote. Further traces are streamed ``batch``
+    at a time, and each is cancelled the moment a *full* window of its last ``window`` tokens has a mean
+    ``C_i`` below ``s`` (the reference's check); a trace shorter than a window runs to its end and is then
+    dropped from the vote if its whole-trace confidence is below ``s``. Cancelled traces do not vote but their
+    tokens are counted. With the paper's window of 2048 tokens, short traces are never cancelled: lower
+    ``window`` for short answers (the window, the bar and the check must then agree, which they do here).
+
+    Consensus stop (the paper's adaptive sampling; the reference script samples its whole budget instead): new
+    traces stop once the leading answer holds ``tau`` (paper: 0.95) of the confidence-weighted vote of every
+    finished trace that was not stopped: all warm-up traces plus the later ones that passed the bar. Counting
+    only the voters would end a run as soon as the two warm-up traces kept at ``eta=10`` agree. Otherwise
+    sampling stops when ``n`` traces (warm-up included) have been launched. The answer is the weighted vote of
+    the voters. The paper's budget is 512 traces; ``n=64`` keeps the default affordable.
     """
-    ctx.require_logprobs("deepconf")
+    ctx.require_logprobs("deepconf", top_k=measure not in ("neg_perplexity", "answer"))
     conf.check_measure(measure)
     if n < 1:
         raise ConfigError(f"deepconf needs n >= 1, got {n}")
@@ -64,7 +72,7 @@ async def deepconf(
         raise ConfigError("deepconf needs warmup >= 1 and batch >= 1")
     if not 0 < tau <= 1:
         raise ConfigError(f"deepconf tau is a vote share in (0, 1], got {tau}")
-    return await _online(ctx, n, eta, window, warmup, tau, min_tokens, batch)
+    return await _online(ctx, n, eta, window, warmup, tau, batch)
 
 
 def _finite(value: float) -> float | None:
@@ -81,51 +89,49 @@ async def _weighted_vote(ctx: Ctx, voters: list[Trace], measure: str, window: in
 async def _offline(ctx: Ctx, n: int, eta: float, measure: str, window: int) -> Result:
     traces = await ctx.sample(n=n)
     scores = [conf.measure(t, measure, window=window) for t in traces]
-    keep_count = max(1, math.ceil(len(traces) * eta / 100.0 - 1e-9))
-    # Stable sort: among equal confidences the earlier sample is kept.
-    order = sorted(range(len(traces)), key=lambda i: -scores[i])[:keep_count]
-    kept = [traces[i] for i in sorted(order)]
+    # The reference filters among the traces that have an answer, by a percentile bar (ties at the bar stay).
+    answered = [i for i, t in enumerate(traces) if t.answer is not None and math.isfinite(scores[i])]
+    threshold = float(np.percentile([scores[i] for i in answered], 100.0 - eta)) if answered else math.inf
+    kept = [traces[i] for i in answered if scores[i] >= threshold]
     result = await _weighted_vote(ctx, kept, measure, window)
     return result.result(
         traces,
         {
             "mode": "offline",
             "measure": measure,
-            "kept": keep_count,
-            "threshold": _finite(min(scores[i] for i in order)),
+            "answered": len(answered),
+            "kept": len(kept),
+            "threshold": _finite(threshold),
             "scores": [_finite(s) for s in scores],
         },
     )
 
 
-async def _stream_one(ctx: Ctx, threshold: float, window: int, min_tokens: int) -> Trace:
-    monitor = conf.GroupMonitor(window, min_tokens)
+async def _stream_one(ctx: Ctx, threshold: float, window: int) -> Trace:
+    monitor = conf.GroupMonitor(window)
     async with ctx.stream() as stream:
         async for delta in stream:
-            if any(
-                (group := monitor.push(tok.logprob, tok.top)) is not None and group < threshold for tok in delta.tokens
-            ):
+            if any((group := monitor.push(tok.top)) is not None and group < threshold for tok in delta.tokens):
                 await stream.cancel()
                 break
     return stream.trace
 
 
-async def _online(
-    ctx: Ctx, n: int, eta: float, window: int, warmup: int, tau: float, min_tokens: int, batch: int
-) -> Result:
+async def _online(ctx: Ctx, n: int, eta: float, window: int, warmup: int, tau: float, batch: int) -> Result:
     measure = "lowest_group"
     warm = await ctx.sample(n=min(warmup, n))
     warm_scores = [conf.lowest_group_confidence(t, window) for t in warm]
     finite = [s for s in warm_scores if math.isfinite(s)]
     threshold = float(np.percentile(finite, 100.0 - eta)) if finite else -math.inf
     voters = [t for t, s in zip(warm, warm_scores, strict=True) if s >= threshold]
+    finished = list(warm)  # the consensus pool: every trace that ran to its end and was not stopped by the bar
     traces = list(warm)
     cancelled, filtered = 0, 0
     stopped_by = "budget"
-    result = await _weighted_vote(ctx, voters, measure, window)
     streaming = ctx.backend.capabilities.streaming
     while True:
-        if result.winner is not None and result.share >= tau:
+        consensus = await _weighted_vote(ctx, finished, measure, window)
+        if consensus.winner is not None and consensus.share >= tau:
             stopped_by = "consensus"
             break
         if len(traces) >= n:
@@ -133,7 +139,7 @@ async def _online(
         size = min(batch, n - len(traces))
         if streaming:
             outcomes = await asyncio.gather(
-                *(_stream_one(ctx, threshold, window, min_tokens) for _ in range(size)), return_exceptions=True
+                *(_stream_one(ctx, threshold, window) for _ in range(size)), return_exceptions=True
             )
         else:  # no streaming: nothing can be stopped early, but the bar still filters the vote
             try:
@@ -151,13 +157,14 @@ async def _online(
             if outcome.cancelled:
                 cancelled += 1
             elif conf.lowest_group_confidence(outcome, window) < threshold:
-                filtered += 1  # ended before the check could fire (shorter than min_tokens)
+                filtered += 1  # ended before a full window could be checked: judged on the whole trace
             else:
                 voters.append(outcome)
-        result = await _weighted_vote(ctx, voters, measure, window)
+                finished.append(outcome)
         if budget_hit:
             stopped_by = "token_budget"
             break
+    result = await _weighted_vote(ctx, voters, measure, window)
     return result.result(
         traces,
         {

@@ -10,6 +10,7 @@ from ponder.answers import normalize_answer
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.judge import YES_NO_INSTRUCTION, judge_yes
+from ponder.search.steps import states_answer
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Message, Problem, Result, Trace
@@ -28,6 +29,7 @@ class _Trace:
     partial: str | None = None  # the answer its text states so far
     streak: int = 0  # consecutive checks that found the same partial answer
     judged: bool = False  # the judge has compared it with every cluster once
+    by_judge: bool = False  # pruned on the judge's verdict (then it votes for its cluster's answer)
 
 
 @dataclass
@@ -53,11 +55,19 @@ class _Clustering:
             return False
         return normalize_answer(a) == normalize_answer(b) or await self.ctx.equivalent(a, b)
 
+    def stated(self, trace: Trace) -> str | None:
+        """The answer a partial trace has *stated*: only once it wrote an answer phrase, a box or ``####``, or
+        closed its thinking. A number it merely mentions ("Janet's ducks lay 16 eggs") is not an answer."""
+        text = trace.text or trace.reasoning
+        if not text or not (states_answer(text) or "</think>" in text):
+            return None
+        return self.problem.extract(text)
+
     async def check(self, item: _Trace, progress: int) -> bool:
         """Look at a live trace's partial text; True when it should be pruned."""
         async with self.lock:
             trace = item.trace
-            partial = self.problem.extract(trace.text or trace.reasoning) if (trace.text or trace.reasoning) else None
+            partial = self.stated(trace)
             repeated = partial is not None and partial == item.partial
             item.streak = item.streak + 1 if repeated else int(partial is not None)
             item.partial = partial
@@ -71,6 +81,7 @@ class _Clustering:
                 item.judged = True
                 for founder in self.founders:
                     if await self._judged_same(item, founder):
+                        item.by_judge = True
                         return self._join(item, founder, "pruned")
                     if not self.judge:
                         break
@@ -99,16 +110,14 @@ class _Clustering:
         self.founders.append(item)
 
     async def _judged_same(self, item: _Trace, founder: _Trace) -> bool:
-        start = len(self.ctx.calls)
         try:
-            judgement = await judge_yes(self.ctx, _judge_messages(self.problem, founder.trace, item.trace))
+            # The asking stream is paused while it waits: its slot carries the verdict, so the judge never waits
+            # for a slot that streams blocked on this very lock hold. Verdicts are helper samples (judge_yes).
+            with self.ctx.lend_slot():
+                judgement = await judge_yes(self.ctx, _judge_messages(self.problem, founder.trace, item.trace))
         except BudgetExceeded:
             self.judge = False  # the budget is spent: the streams already running still finish and vote
             return False
-        for call in self.ctx.calls[start:]:
-            if call.kind == "complete":  # a verdict, not an answer to the problem: maj@k and pass@k skip it
-                for trace in call.traces:
-                    trace.answer = None
         self.judge_calls += 1
         return judgement.p_yes >= self.threshold
 
@@ -146,9 +155,10 @@ async def deepprune(
     n: int = 16,
     every: int = 8,
     min_tokens: int = 8,
-    stable: int = 1,
+    stable: int = 2,
     judge: bool = False,
     threshold: float = 0.5,
+    pruned_vote: Literal["judge", "stated"] = "judge",
 ) -> Result:
     """DeepPrune (Tu et al., 2025): cancel streamed traces headed for an answer another trace already holds.
 
@@ -159,31 +169,30 @@ async def deepprune(
     founder) of every cluster so far. If it is predicted to reach the same final answer it is cancelled (its
     tokens stay counted); otherwise, once it can be judged, it founds a new cluster and runs to the end.
     Founders are never pruned. The paper predicts equivalence with a trained judge over partial traces;
-    here the default predictor is free: the answer the partial text already states (the task's extractor on
-    the text so far), once it has stayed the same for ``stable`` consecutive checks and the trace has at
-    least ``min_tokens`` tokens, equal to the cluster's current answer (its founder's final answer, or its
-    partial one while it runs). ``stable=1`` decides at the first check that finds an answer: on SmolLM2's
-    add1 bank, waiting longer only left the decision to the rambling traces, whose stated answers predicted
-    their final ones less often (45% against 65%), costing accuracy and saving fewer tokens; raise it for long
-    reasoning traces whose intermediate numbers are not answers.
+    here the default predictor is free: the answer the partial text has already *stated* (an answer phrase,
+    ``\\boxed{}``, ``####`` or a closed ``</think>``; a number merely mentioned on the way is not one), once
+    it has stayed the same for ``stable`` consecutive checks and the trace has at least ``min_tokens`` tokens,
+    equal to the cluster's current answer (its founder's final answer, or its stated one while it runs).
 
     With ``judge=true`` a prompted LLM judge (P("Yes") from logprobs, ponder.judge) is also asked, once per
     trace at its first check past ``min_tokens``, whether the trace and a founder, both unfinished, will reach
     the same answer; ``p_yes >= threshold`` prunes. Judge calls are sampled through ctx and counted; they use
     new prompts, so they cannot be replayed from a trace bank.
 
-    How pruned traces vote: each counts one vote for the final answer of the cluster it was pruned into, which
-    is what pruning it predicted it would answer. Dropping them would flatten the vote to one per distinct
-    answer, so a rare answer would count as much as one most traces were heading for, throwing away exactly
-    the agreement that majority voting measures; counting them keeps the vote an estimate of full
-    self-consistency's, wrong only where the prediction was. A trace that finishes by itself votes with its
-    own answer. Ties go to the answer sampled first (ponder's vote rule).
+    How pruned traces vote: a trace the judge pruned counts one vote for the final answer of its cluster (the
+    judge said it would reach it). A trace pruned by its stated answer never finished, so by default
+    (``pruned_vote=judge``) it does not vote: only what finished decides. ``pruned_vote=stated`` lets it vote
+    with the answer it stated itself (not the founder's), which keeps the vote closer to full
+    self-consistency's at the risk of counting answers a trace would have revised. A trace that finishes by
+    itself votes with its own answer. Ties go to the answer sampled first (ponder's vote rule).
 
     The paper samples up to 512 traces per problem; ``n=16`` keeps the default affordable. ``info`` records
     how many traces were pruned, the tokens they spent and an estimate of the tokens pruning saved.
     """
     if n < 1:
         raise ConfigError(f"deepprune needs n >= 1, got {n}")
+    if pruned_vote not in ("judge", "stated"):
+        raise ConfigError(f"deepprune pruned_vote is 'judge' or 'stated', got {pruned_vote!r}")
     if every < 1 or min_tokens < 0 or stable < 1:
         raise ConfigError(f"deepprune needs every >= 1, min_tokens >= 0 and stable >= 1, got every={every}, "
                           f"min_tokens={min_tokens}, stable={stable}")
@@ -209,14 +218,15 @@ async def deepprune(
         raise BudgetExceeded(f"token budget spent before deepprune could start a trace on problem {problem.id}")
 
     founders = clustering.founders
-    answers = [founders[i.cluster].trace.answer if i.role == "pruned" and i.cluster is not None else i.trace.answer
-               for i in items]
+    answers = [_vote_of(i, founders, pruned_vote) for i in items]
     result = await vote(answers, ctx.equivalent)
     pruned = [i for i in items if i.role == "pruned"]
     return result.result([i.trace for i in items], {
         "streaming": True,
         "launched": len(items),
         "pruned": len(pruned),
+        "pruned_by_judge": sum(i.by_judge for i in pruned),
+        "pruned_vote": pruned_vote,
         "clusters": len(founders),
         "cluster_sizes": [sum(i.cluster == c for i in items) for c in range(len(founders))],
         "cluster_answers": [f.trace.answer for f in founders],
@@ -226,6 +236,15 @@ async def deepprune(
         "tokens_saved_estimate": _saved_estimate(items),
         "judge_calls": clustering.judge_calls,
     })
+
+
+def _vote_of(item: _Trace, founders: list[_Trace], pruned_vote: str) -> str | None:
+    """The answer a trace votes for (see the docstring of ``deepprune``)."""
+    if item.role != "pruned":
+        return item.trace.answer
+    if item.by_judge and item.cluster is not None:
+        return founders[item.cluster].trace.answer
+    return item.partial if pruned_vote == "stated" else None
 
 
 async def _run(clustering: _Clustering, every: int) -> _Trace:

@@ -40,7 +40,7 @@ def not_answers(ctx: Ctx, since: int) -> None:
     problem: clear their extracted answers so per-trace metrics (maj@k, pass@k) do not count them."""
     for call in ctx.calls[since:]:
         for trace in call.traces:
-            trace.answer = None
+            trace.answer, trace.aux = None, True
 
 
 async def verify(ctx: Ctx, problem: Problem, solution: str, rationales: int) -> list[Judgement]:

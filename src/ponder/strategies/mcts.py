@@ -66,7 +66,7 @@ class _Search:
         finally:
             for call in self.ctx.calls[start:]:
                 for trace in call.traces:
-                    trace.answer = None
+                    trace.answer, trace.aux = None, True
 
     # ---- the four phases ------------------------------------------------------------------------------------
 
@@ -142,7 +142,8 @@ class _Search:
         """Finish the solution from this node in one sample; its reward is the node's."""
         messages = prefix_messages(self.problem, steps, self.delimiter)
         prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
-        (trace,) = await self.ctx.sample(messages, n=1, max_tokens=self.rollout_tokens)
+        with self.ctx.aux():  # a rollout scores a node; it is not a sample of the problem
+            (trace,) = await self.ctx.sample(messages, n=1, max_tokens=self.rollout_tokens)
         rest = trace.text[len(prefill):] if prefill and trace.text.startswith(prefill) else trace.text
         finished = [*steps, rest.strip()]
         answer = self.problem.extract(solution_text(finished, self.delimiter))
@@ -285,6 +286,9 @@ async def mcts(
     }
     if stopped:
         info["budget_stop"] = stopped
+    if run.puzzle is not None:
+        # The task's exact checker was the reward: reports must not rank this beside unverified strategies.
+        info["exact_reward"] = True
     if answer is None:
         return Result(answer=None, confidence=0.0, info=info)
     confidence = 1.0 if run.solved is not None else (chosen.value or 0.0) if chosen is not None else 0.0

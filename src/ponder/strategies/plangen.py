@@ -111,7 +111,7 @@ def _clip(text: str) -> str:
 
 
 def _role_reply(trace: Trace) -> str:
-    trace.answer = None  # an agent's working note, not an answer to the problem
+    trace.answer, trace.aux = None, True  # an agent's working note, not an answer to the problem
     return trace.text.strip()
 
 

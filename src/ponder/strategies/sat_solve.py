@@ -113,9 +113,9 @@ async def sat_solve(problem: Problem, ctx: Ctx, k: int = 5, shots: int = 2, refi
             all_traces.append(trace)
             done[i] = await asyncio.to_thread(_formalise, trace, variables)
     for trace in all_traces:
-        trace.answer = None  # superseded attempts answer nothing; final ones answer what their clauses give
+        trace.answer, trace.aux = None, True  # superseded attempts are not samples; final ones are, below
     for f in done:
-        f.trace.answer = _own_answer(f, variables)
+        f.trace.answer, f.trace.aux = _own_answer(f, variables), False
     verdicts = [f.verdict for f in done]
     result = await vote(verdicts, _same)
     info: dict[str, object] = {

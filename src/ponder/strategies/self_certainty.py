@@ -22,13 +22,16 @@ async def self_certainty(
     From "Scalable Best-of-N Selection for Large Language Models via Self-Certainty": each of ``n`` samples
     is scored by its mean ``KL(Uniform || p_i)`` over response tokens.
 
-    ``selection=best`` returns the answer of the highest-scoring sample that has one (confidence: the share of
-    samples agreeing with it). ``selection=borda`` ranks the samples by self-certainty (rank r = 1 is the most
-    certain) and gives each answer ``sum (n - r + 1)^power``; ``power=0.5`` is the default of the paper's code
-    (``power -> 0`` is majority voting, large powers approach best-of-n). The top-k approximation of the
-    vocabulary-wide KL is described in ``ponder.confidence.self_certainty``.
+    ``selection=best`` returns the answer of the highest-scoring sample, as best-of-N does: a most certain
+    sample without an answer (cut at ``max_tokens``, or no answer stated) gives no answer; it is not skipped for
+    the next one, which would credit the selector with a filter the paper does not have (confidence: the share
+    of samples agreeing with it). ``selection=borda`` ranks the samples by self-certainty (rank r = 1 is the
+    most certain) and gives each answer ``sum (n - r + 1)^power``; ``power=0.5`` is the default of the paper's
+    code (``power -> 0`` is majority voting, large powers approach best-of-n). Samples with equal scores share
+    the mean of their ranks, so a tie never depends on sampling order. The top-k approximation of the
+    vocabulary-wide KL is described in ``ponder.confidence.self_certainty`` (it needs ``--top-logprobs`` >= 2).
     """
-    ctx.require_logprobs("self-certainty")
+    ctx.require_logprobs("self-certainty", top_k=True)
     if n < 1:
         raise ConfigError(f"self-certainty needs n >= 1, got {n}")
     if power < 0:
@@ -41,11 +44,11 @@ async def self_certainty(
     }
     if selection == "best":
         counts = await vote([t.answer for t in traces], ctx.equivalent)
-        best = conf.best_index(traces, "self_certainty")
-        if best is None:
+        best = max(range(len(traces)), key=lambda i: (scores[i], -i))  # ties: the earlier sample
+        info["best"] = best
+        if traces[best].answer is None:
             return Result(answer=None, confidence=0.0, votes=counts.tally, traces=traces, info=info)
         chosen = next(c for c in counts.clusters if best in c.members)
-        info["best"] = best
         return Result(
             answer=traces[best].answer,
             confidence=len(chosen.members) / len(traces),
@@ -53,9 +56,22 @@ async def self_certainty(
             traces=traces,
             info=info,
         )
-    order = sorted(range(len(traces)), key=lambda i: -scores[i])  # stable: ties keep sampling order
-    weights = [0.0] * len(traces)
-    for rank, i in enumerate(order, start=1):
-        weights[i] = float(len(traces) - rank + 1) ** power
+    ranks = _mean_ranks(scores)
+    weights = [float(len(traces) - rank + 1) ** power for rank in ranks]
     result = await vote([t.answer for t in traces], ctx.equivalent, weights)
     return result.result(traces, info)
+
+
+def _mean_ranks(scores: list[float]) -> list[float]:
+    """Rank 1 for the highest score; equal scores share the mean of the ranks they span."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    ranks = [0.0] * len(scores)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks

@@ -83,7 +83,7 @@ async def self_refine(
         reviewed = [*problem.messages, {"role": "assistant", "content": rounds[-1].draft.text},
                     {"role": "user", "content": feedback_request(stop, stop_phrase)}]
         (critique,) = await ctx.sample(reviewed, n=1, max_tokens=cap.limit(max_tokens))
-        critique.answer = None  # a critique is not an answer to the problem
+        critique.answer, critique.aux = None, True  # a critique is not an answer to the problem
         if stop == "phrase":
             return Verdict(stop_phrase.lower() in critique.text.lower(), None, critique.text)
         cap.need(JUDGE_TOKENS)

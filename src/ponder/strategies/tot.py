@@ -172,7 +172,7 @@ class _Search:
     async def _sample(self, messages: list[Message], n: int, **overrides: object) -> list[Trace]:
         traces = await self.ctx.sample(messages, n=n, **overrides)
         for trace in traces:
-            trace.answer = None  # proposals and verdicts are not answers to the problem
+            trace.answer, trace.aux = None, True  # proposals and verdicts are not answers to the problem
         return traces
 
     async def expand(self, node: Node) -> list[Node]:
@@ -227,7 +227,7 @@ class _Search:
         for cand in candidates:
             node.tokens += cand.tokens
             if cand.step.trace is not None:
-                cand.step.trace.answer = None
+                cand.step.trace.answer, cand.step.trace.aux = None, True
             if cand.empty and not steps:
                 continue
             child = self.tree.add(node, str(cand.step), terminal=cand.terminal, answer=cand.answer,
@@ -391,6 +391,9 @@ async def tot(
     }
     if stopped:
         info["budget_stop"] = stopped
+    if puzzle is not None:
+        # The task's exact checker steered the search: reports must not rank this beside unverified strategies.
+        info["exact_reward"] = True
     if best is None or best.answer is None:
         return Result(answer=None, confidence=0.0, info=info)
     answer = best.answer

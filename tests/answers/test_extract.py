@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ponder.answers import extract_answer, normalize_answer
+from ponder.answers import extract_answer, extract_number_answer, normalize_answer
 
 CASES_FILE = Path(__file__).resolve().parents[1] / "data" / "answer_cases.json"
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -25,6 +25,7 @@ def test_corpus_schema() -> None:
     assert len(cases) >= 150
     required = {
         "extract": {"text", "expected"},
+        "extract-number": {"text", "expected"},
         "normalize": {"text", "expected"},
         "equiv": {"a", "b", "equivalent"},
         "grade": {"text", "gold", "correct"},
@@ -38,7 +39,12 @@ def test_corpus_schema() -> None:
 
 @pytest.mark.parametrize("case", load_cases("extract"))
 def test_extract_corpus(case: dict[str, Any]) -> None:
-    assert extract_answer(case["text"]) == case["expected"]
+    assert extract_answer(case["text"], placeholders=case.get("placeholders", ())) == case["expected"]
+
+
+@pytest.mark.parametrize("case", load_cases("extract-number"))
+def test_extract_number_corpus(case: dict[str, Any]) -> None:
+    assert extract_number_answer(case["text"]) == case["expected"]
 
 
 @pytest.mark.parametrize("case", load_cases("normalize"))
@@ -103,18 +109,33 @@ def test_extract_prefers_visible_answer_over_reasoning() -> None:
         "**" * 500_000,
         ("The answer is " + "x" * 999_000),
         "a " * 500_000 + "\\boxed{3}",
+        "1 hours and " * 100_000,  # compound quantities without end
+        "1e" * 500_000,
+        "3 \\times 10^" * 100_000,
+        "1 million " * 100_000,
+        "probably " * 100_000 + "12",
+        "The answer is " + "probably " * 100_000 + "12",
     ],
     ids=lambda t: repr(t[:12]),
 )
 def test_extract_is_fast_on_megabyte_inputs(text: str) -> None:
     # A generous bound: it only has to catch quadratic or exponential behaviour, not measure speed.
-    start = time.perf_counter()
-    extract_answer(text)
-    assert time.perf_counter() - start < 5.0
+    for extract in (extract_answer, extract_number_answer):
+        start = time.perf_counter()
+        extract(text)
+        assert time.perf_counter() - start < 5.0
 
 
 def test_normalize_is_fast_on_long_inputs() -> None:
-    for text in ("1, " * 200_000, "\\text{" * 50_000, "x = " + "a b " * 100_000, "9 " + "units " * 100_000):
+    for text in (
+        "1, " * 200_000,
+        "\\text{" * 50_000,
+        "x = " + "a b " * 100_000,
+        "9 " + "units " * 100_000,
+        "9" * 100_000 + " million",
+        "9" * 100_000 + "e5",
+        "(A) " + "1 " * 100_000,
+    ):
         start = time.perf_counter()
         normalize_answer(text)
         assert time.perf_counter() - start < 5.0

@@ -1,17 +1,34 @@
 """Pull the final answer out of a model completion.
 
 Priority: last ``\\boxed{...}``/``\\fbox{...}``, then the last ``#### N``, then the last "the answer is ..." /
-"final answer: ..." / "Answer: ..." phrase, then the last number. Every step is a linear scan (plain ``str``
-searches, regexes that cannot backtrack badly, phrase rules only on a bounded slice), so megabyte-long outputs
-cannot blow up. An "answer" longer than ``MAX_ANSWER_CHARS`` is not one (a megabyte of digits, a box around a
-whole essay): extraction gives None for it, and normalisation and equivalence compare such strings as they are.
+"final answer: ..." / "Answer: ..." phrase, then the last number. The first of these that is present is the
+completion's *final statement*; later rules are never consulted once an earlier one has found something, so a
+statement that is not an answer (a prompt's placeholder, a word where a number is wanted) means no answer, not
+a fall back to some earlier number.
+
+A phrase is trimmed to its answer: markdown and math delimiters, a trailing justification ("5, since ..."),
+leading hedges ("probably 12", "approximately 3.14") and surrounding prose ("The total is 15 apples" -> 15).
+A number includes its scale word or exponent ("1.5 million", "3e5", "3 \\times 10^5"; normalisation writes
+them out), and a number that ends a compound quantity stands for the whole quantity ("3 hours and 20 minutes",
+never 20).
+
+``extract_answer`` gives the final statement as written (normalisation and equivalence deal with its form).
+``extract_number_answer`` is for tasks whose answers are numbers: it gives the final statement's number in
+normalised form, or None when the statement is not one number.
+
+Every step is a linear scan (plain ``str`` searches, regexes that cannot backtrack badly, phrase rules only on a
+bounded slice), so megabyte-long outputs cannot blow up. An "answer" longer than ``MAX_ANSWER_CHARS`` is not one
+(a megabyte of digits, a box around a whole essay): extraction gives None for it, and normalisation and
+equivalence compare such strings as they are.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from itertools import islice
 
-__all__ = ["MAX_ANSWER_CHARS", "extract_answer", "find_closing_brace"]
+__all__ = ["MAX_ANSWER_CHARS", "extract_answer", "extract_number_answer", "find_closing_brace"]
 
 MAX_ANSWER_CHARS = 4000  # longer than any real final answer (a 20x20 grid is ~800 characters)
 
@@ -23,8 +40,40 @@ _ANSWER_PHRASE = re.compile(
     re.IGNORECASE,
 )
 # Signs only where they cannot be a binary minus ("10-20" gives 20, "x = -3" gives -3); U+2212 is a minus too.
+# A number keeps its exponent ("3e5", "1.2E-3", "3 \\times 10^{5}") or scale word ("1.5 million"): without
+# them it would be read as 5 or 1.5. An exponent must end the token ("3e5x" is not 3e5).
 _NUMBER = re.compile(
     r"(?:(?<![\w)\]}])[-\u2212])?(?<![\d.])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d|,\d)|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)"
+    r"(?:[eE][-+\u2212]?\d+(?!\w|\.\d)"
+    r"|[ \t]*(?:\\times|\\cdot|\u00d7)[ \t]*10[ \t]*\^[ \t]*(?:\{[ \t]*[-+\u2212]?\d+[ \t]*\}|[-+\u2212]?\d+)"
+    r"|[ \t]+(?:hundred|thousand|million|billion|trillion)\b)?"
+)
+# A quantity in several units ("3 hours and 20 minutes", "5 feet 3 inches") is one answer, never its last
+# number. Only unit words count, so "3 apples and 4 pears" stays two numbers.
+_UNIT = (
+    r"(?:hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|months?|years?|feet|foot|ft|inch(?:es)?|yards?"
+    r"|yds?|miles?|met(?:er|re)s?|centimet(?:er|re)s?|cm|millimet(?:er|re)s?|mm|kilomet(?:er|re)s?|km|pounds?"
+    r"|lbs?|ounces?|oz|kilograms?|kg|grams?|tons?|dollars?|cents?|gallons?|quarts?|pints?|cups?|lit(?:er|re)s?)"
+)
+_QUANTITY = rf"\d+(?:\.\d+)?[ \t]*{_UNIT}\b"
+_COMPOUND = re.compile(rf"(?<![\d.]){_QUANTITY}(?:[ \t]*(?:,[ \t]*)?(?:and[ \t]+)?{_QUANTITY})+", re.IGNORECASE)
+_COMPOUND_REACH = 200  # how far before its last number a compound quantity may start
+_COMPOUND_NUMBER_MAX = 40  # a longer number is never one part of a compound quantity
+# Hedges before an answer ("probably 12", "approx. 3.14", "\\approx 7"): the answer is what follows.
+_HEDGE_WORDS = (
+    r"probably|likely|approximately|approx\.|about|around|roughly|exactly|just|simply|definitely|clearly|certainly"
+    r"|surely|precisely|actually|indeed|basically|essentially|maybe|perhaps|possibly|equal to|equals"
+)
+_LEADING_HEDGE = re.compile(
+    rf"(?:(?:(?:most|very|quite)[ \t]+)?(?:{_HEDGE_WORDS})(?![\w.])[ \t,:]*|(?:\u2248|~|\\approx(?![a-zA-Z]))[ \t]*)+",
+    re.IGNORECASE,
+)
+_TRAILING_HEDGE = re.compile(rf",[ \t]*(?:(?:most|very|quite)[ \t]+)?(?:{_HEDGE_WORDS})\W*$", re.IGNORECASE)
+# Template slots copied from a format instruction ("[your answer]", "<number>"): never an answer, in any task.
+_TEMPLATE_SLOT = re.compile(
+    r"[<\[{]\s*(?:(?:your|the|final|my)\s+)*(?:answer|number|value|result|solution)(?:\s+here)?\s*[>\]}]"
+    r"|your\s+(?:final\s+)?answer(?:\s+here)?",
+    re.IGNORECASE,
 )
 # A trailing justification is not part of the answer: "5, since ...", "x = 2 because ...".
 _CLAUSE = re.compile(r",?\s+(?:because|since|which|as|so that|given that|where)\b", re.IGNORECASE)
@@ -33,6 +82,7 @@ _ARITHMETIC_CHAIN = re.compile(r"[\d\s+\-*/×x÷().,^]+=(?:[\d\s+\-*/×x÷().,^]
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z]{2,}\b")
 _PHRASE_MAX = 300  # a longer "answer" is prose, not an answer; also keeps later normalisation cheap
 _THINK_END = "</think>"
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u201d": "\u201d", "\u2019": "\u2019"}
 
 
 def find_closing_brace(text: str, open_idx: int, limit: int | None = None) -> int:
@@ -107,8 +157,9 @@ def _last_hashes(text: str) -> str | None:
 
 
 def _clean_phrase(raw: str) -> str:
-    """Trim markdown and punctuation around an answer phrase: ``**$18$**.`` -> ``18``."""
-    s = raw.strip()
+    """Trim markdown, punctuation and leading hedges around an answer phrase: ``**$18$**.`` -> ``18``,
+    ``probably 12`` -> ``12``."""
+    s = _strip_hedge(raw.strip())
     for command in _BOX_COMMANDS:  # a box that never closed (cut-off output): keep what it holds
         if s.startswith(command + "{"):
             s = s[len(command) + 1 :].strip()
@@ -128,6 +179,10 @@ def _clean_phrase(raw: str) -> str:
     for _ in range(3):  # markers nest, e.g. "**$42$**."
         before = s
         s = s.strip().rstrip(".").strip()
+        if len(s) >= 2 and s[-1] in _QUOTES and s[-2] in ".!?":
+            s = s[:-1]  # the end of a quoted sentence: "... 'The answer is N.'"
+        elif len(s) >= 2 and _QUOTES.get(s[0]) == s[-1]:
+            s = s[1:-1]
         for marker in ("**", "__", "*", "$", "`"):
             if s.startswith(marker) and s.endswith(marker) and len(s) >= 2 * len(marker):
                 s = s[len(marker) : len(s) - len(marker)]
@@ -137,7 +192,13 @@ def _clean_phrase(raw: str) -> str:
                 s = s[len(marker) :]
         if s == before:
             break
-    return s.strip()
+    return _strip_hedge(s.strip())
+
+
+def _strip_hedge(s: str) -> str:
+    """``probably 12`` -> ``12``; a phrase that is nothing but hedges is left as it is."""
+    match = _LEADING_HEDGE.match(s)
+    return s[match.end() :] if match is not None and match.end() < len(s) else s
 
 
 def _last_phrase(text: str) -> str | None:
@@ -167,6 +228,7 @@ def _trim_prose(phrase: str) -> str:
     """Reduce a sentence to its answer: "15, since 3 * 5 = 15" -> "15"; "The total is 15 apples" -> "15";
     "4 + 4 = 8 units" -> "8 units"."""
     phrase = _CLAUSE.split(phrase, maxsplit=1)[0].strip() or phrase
+    phrase = _TRAILING_HEDGE.sub("", phrase).strip() or phrase  # "12, probably"
     chain = _ARITHMETIC_CHAIN.fullmatch(phrase)
     if chain is not None and any(c.isdigit() for c in phrase.split("=", 1)[0]):  # not "x = 5"
         phrase = chain.group(1).strip()
@@ -180,10 +242,23 @@ def _trim_prose(phrase: str) -> str:
 
 
 def _last_number(text: str) -> str | None:
+    """The last number, or the whole compound quantity it ends ("3 hours and 20 minutes")."""
     last: re.Match[str] | None = None
     for match in _NUMBER.finditer(text):
         last = match
-    return last.group() if last is not None else None
+    if last is None:
+        return None
+    if last.end() - last.start() > _COMPOUND_NUMBER_MAX:
+        return last.group()  # a megabyte of digits is not part of "3 hours and 20 minutes"
+    # Only a bounded window around the last number is searched, so this stays linear on any input.
+    start = max(0, last.start() - _COMPOUND_REACH)
+    if start:
+        space = text.find(" ", start, last.start())  # do not begin inside a number or word
+        start = space + 1 if space != -1 else last.start()
+    for compound in _COMPOUND.finditer(text, start, min(len(text), last.end() + 40)):
+        if compound.start() <= last.start() and compound.end() >= last.end():
+            return compound.group()
+    return last.group()
 
 
 def _extract(text: str) -> str | None:
@@ -194,8 +269,8 @@ def _extract(text: str) -> str | None:
     return None
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer of a completion, or None when it contains nothing answer-like.
+def _final_statement(text: str) -> str | None:
+    """What the completion states as its answer (see the module doc), before any judgement of its content.
 
     When the text holds a closed ``<think>`` block, the part after it (the visible answer) is searched first,
     so a number mentioned while thinking never beats the answer the model gave.
@@ -208,3 +283,59 @@ def extract_answer(text: str) -> str | None:
         if found:
             return found
     return _extract(text)
+
+
+def extract_answer(text: str, *, placeholders: Collection[str] = ()) -> str | None:
+    """The final answer of a completion, or None when it contains nothing answer-like.
+
+    A final statement that is a template slot (``[your answer]``, ``<number>``) or one of ``placeholders`` is
+    no answer, and no earlier statement is used instead: the model copied the format instruction rather than
+    answering. ``placeholders`` are the tokens a task's own prompt uses as the answer's stand-in (the "N" of
+    "The answer is N."); they must be declared by the task, because a bare capital letter is a legitimate
+    multiple-choice answer elsewhere. A task binds them with ``functools.partial(extract_answer,
+    placeholders=("N",))``; a task whose answers are numbers should use ``extract_number_answer`` instead, which
+    refuses every non-number.
+    """
+    found = _final_statement(text)
+    if found is None or _TEMPLATE_SLOT.fullmatch(found) or (placeholders and _is_placeholder(found, placeholders)):
+        return None
+    return found
+
+
+def _is_placeholder(found: str, placeholders: Collection[str]) -> bool:
+    from ponder.answers.normalize import normalize_answer  # normalize imports this module
+
+    if found.strip() in placeholders:
+        return True
+    return normalize_answer(found) in {normalize_answer(p) for p in placeholders}  # "$N$", "\\text{N}"
+
+
+def extract_number_answer(text: str) -> str | None:
+    """The final answer of a completion to a task whose answers are numbers, normalised (``"1234.5"``), or None.
+
+    The final statement is found as by ``extract_answer``; it must then be one number: the value after its last
+    ``=`` if it has one ("4 + 4 = 8"), read through normalisation (``$1,234.50`` -> ``1234.5``, ``1.5 million``
+    -> ``1500000``, ``3e5`` -> ``300000``, ``50%`` -> ``50``), or else the only number it contains
+    ("(A) 12" -> ``12``). A statement with no number ("The answer is N.", a bare letter, "twelve") or several
+    ("5:1", "3 hours and 20 minutes") gives None, never an earlier number: the model's stated answer was not a
+    number. Fractions in LaTeX (``\\frac{1}{2}``) count as numbers.
+    """
+    found = _final_statement(text)
+    return _as_number(found) if found is not None else None
+
+
+def _as_number(statement: str) -> str | None:
+    from ponder.answers.normalize import normalize_answer, parse_number  # normalize imports this module
+
+    value = statement[statement.rfind("=") + 1 :]  # the result of worked arithmetic or of "x = 5"
+    if _COMPOUND.search(value):
+        return None  # several units: converting "3 hours and 20 minutes" would need to know the wanted unit
+    normal = normalize_answer(value)
+    if parse_number(normal) is not None:
+        return normal
+    numbers = [match.group() for match in islice(_NUMBER.finditer(value), 2)]  # one, or more than one
+    if len(numbers) == 1:
+        normal = normalize_answer(numbers[0])
+        if parse_number(normal) is not None:
+            return normal
+    return None

@@ -1,8 +1,11 @@
 """Canonical string form of an answer, used to group votes and as the cache key of the equivalence checker.
 
 Only presentation is removed (wrappers, spacing, units, degree and percent signs, thousands separators, a
-variable name before a plain value), as MATH-style graders also ignore it; the mathematics itself is never
-rewritten, so the result is safe as a grouping key. ``normalize_answer`` is idempotent.
+variable name before a plain value, the option text after a multiple-choice letter: ``(A) 12`` is ``A``), as
+MATH-style graders also ignore it; the mathematics itself is never rewritten, so the result is safe as a grouping
+key. The one rewrite is exact: a plain number with a scale word or a power of ten is written out as a decimal
+(``1.5 million`` and ``1.5 \\times 10^6`` are ``1500000``, ``1.2E-3`` is ``0.0012``; exponents beyond
+±``MAX_EXPONENT`` are left alone). ``normalize_answer`` is idempotent.
 
 Unicode look-alikes are folded first (``fold_unicode``): fullwidth forms become ASCII, the minus signs U+2212 and
 friends become ``-``, decimal digits of every script become ASCII digits (``٣`` is 3), and invisible characters
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Context, Decimal
 from fractions import Fraction
 
 from ponder.answers.extract import MAX_ANSWER_CHARS, find_closing_brace
@@ -52,7 +56,24 @@ _UNITS = re.compile(
     r"(.+?)\s*(?:\b[A-Za-z]{2,}\b(?:\s+[A-Za-z]+)*|\b[mgslh]\b)(?:\s*\^\s*\{?[23]\}?)?",
     re.DOTALL,
 )
-_CHOICE = re.compile(r"\(([A-Z])\)")
+# "(A)" alone or followed by its option text ("(A) 12"); not set algebra such as "(A) \cup (B)".
+_CHOICE = re.compile(
+    r"\(([A-Z])\)(?:\s+(?![=+\-*/^<>|&]|\\(?:cup|cap|setminus|times|cdot|to|le|ge|leq|geq|neq|in|subset|subseteq"
+    r"|wedge|vee|oplus)(?![a-zA-Z]))\S.*)?",
+    re.DOTALL,
+)
+# A plain number scaled by a word or a power of ten, optionally followed by unit words ("1.5 million dollars").
+_SCALED = re.compile(
+    r"(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)"
+    r"(?:\s*(hundred|thousand|million|billion|trillion)\b"
+    r"|[eE]([-+]?\d+)"
+    r"|\s*(?:\\times|\\cdot|\u00d7|\*)\s*10\s*\^\s*(?:\{\s*([-+]?\d+)\s*\}|([-+]?\d+)))"
+    r"(\s+[A-Za-z][A-Za-z ]*)?",
+    re.IGNORECASE,
+)
+_SCALE_WORDS = {"hundred": 2, "thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+MAX_EXPONENT = 100  # 1e999 stays as written: no answer needs a thousand-digit expansion
+_EXACT = Context(prec=400)  # enough digits for any mantissa under _SHORT characters times 10^±MAX_EXPONENT
 _WORDS = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 _SPACE_RUN = re.compile(r"\s+")
 # A space matters only between two word characters ("\pi r", "new york"); elsewhere it is layout.
@@ -118,6 +139,19 @@ def _strip_assignment(s: str) -> str:
     return rhs
 
 
+def _expand_scaled(s: str) -> str:
+    """``1.5 million`` -> ``1500000``, ``3e5`` -> ``300000``, ``3 \\times 10^{-2} m`` -> ``0.03 m`` (exactly)."""
+    match = _SCALED.fullmatch(s) if len(s) <= _SHORT else None
+    if match is None:
+        return s
+    word, *powers = match.group(2, 3, 4, 5)
+    exponent = _SCALE_WORDS[word.lower()] if word else int(next(p for p in powers if p is not None))
+    if abs(exponent) > MAX_EXPONENT:
+        return s
+    value = _EXACT.scaleb(Decimal(match.group(1).replace(",", "")), exponent)
+    return _canonical_decimal(format(value, "f")) + (match.group(6) or "")
+
+
 def _strip_units(s: str) -> str:
     """``18 dollars`` -> ``18``, ``15 cm^2`` -> ``15``: unit words after a plain number."""
     match = _UNITS.fullmatch(s) if len(s) <= _SHORT else None
@@ -148,6 +182,7 @@ def _pass(s: str) -> str:
     s = _SPACE_RUN.sub(" ", s).strip()
     if s.endswith(".") and not s.endswith(".."):
         s = s[:-1].rstrip()
+    s = _expand_scaled(s)
     if _PLAIN_THOUSANDS.fullmatch(s):
         s = s.replace(",", "")
     s = _strip_units(s)
@@ -171,6 +206,17 @@ def normalize_answer(answer: str) -> str:
     s = fold_unicode(answer)
     if len(s) > MAX_ANSWER_CHARS:
         return " ".join(s.split())  # not an answer: compared as it is, and never at the cost of a long parse
+    # Dropping layout spaces can expose a form a pass rewrites ("- 12E1" -> "-12E1" -> "-120"): repeat the
+    # whole procedure until it is stable, so the result is idempotent.
+    for _ in range(3):
+        new = _canonical(s)
+        if new == s:
+            break
+        s = new
+    return s
+
+
+def _canonical(s: str) -> str:
     for _ in range(6):  # wrappers nest ("$\\text{(B)}$."): peel until nothing changes
         new = _pass(s)
         if new == s:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ponder.answers import check_math, extract_answer
+from ponder.answers import check_math, extract_number_answer
 from ponder.tasks.prompts import arithmetic_messages
 from ponder.tasks.registry import DEFAULT_SIZE, LoadOptions, TaskSpec, register_task
 from ponder.types import Problem
@@ -72,7 +72,8 @@ def generate(task: str, options: LoadOptions) -> list[Problem]:
                 messages=arithmetic_messages(it.question),
                 gold=str(it.gold),
                 checker=check_math,
-                extract=extract_answer,
+                # The prompt asks for "The answer is N.", and the model often copies the N: only a number counts.
+                extract=extract_number_answer,
                 meta={"a": it.a, "b": it.b, "seed": options.seed, "index": i},
             )
         )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.answers import check_math, extract_answer
+from ponder.answers import check_math, extract_answer, extract_number_answer
 from ponder.errors import TaskError, one_line
 from ponder.tasks.prompts import math_messages
 from ponder.tasks.registry import LoadOptions, TaskSpec, register_task
@@ -73,13 +73,17 @@ def normalize_number(value: Any) -> str:
     return text
 
 
-def _math_problem(pid: str, question: str, gold: str, meta: dict[str, Any]) -> Problem:
+def _math_problem(
+    pid: str, question: str, gold: str, meta: dict[str, Any], *, numeric: bool = False
+) -> Problem:
+    """A math Problem; ``numeric`` when every gold answer is a number (GSM8K, AIME, AMC 2023), so a final
+    statement that is not a number (a copied placeholder, a bare letter) carries no answer."""
     return Problem(
         id=pid,
         messages=math_messages(question),
         gold=gold,
         checker=check_math,
-        extract=extract_answer,
+        extract=extract_number_answer if numeric else extract_answer,
         meta=meta,
     )
 
@@ -91,10 +95,11 @@ def gsm8k_problem(row: dict[str, Any], index: int) -> Problem:
     gold = solution.rsplit("####", 1)[1].strip().replace(",", "")
     if not gold:
         raise RowError("field 'answer' has nothing after '####'")
-    return _math_problem(f"gsm8k/test/{index}", _text(row, "question"), gold, {"index": index})
+    return _math_problem(f"gsm8k/test/{index}", _text(row, "question"), gold, {"index": index}, numeric=True)
 
 
 def math500_problem(row: dict[str, Any], index: int) -> Problem:
+    # Answers are expressions, intervals, words and choices as often as numbers: generic extraction.
     uid = str(row.get("unique_id") or index)
     meta = {"subject": row.get("subject"), "level": row.get("level"), "unique_id": uid}
     return _math_problem(f"math500/{uid}", _text(row, "problem"), _text(row, "answer").strip(), meta)
@@ -105,7 +110,8 @@ def _competition_problem(task: str) -> Callable[[dict[str, Any], int], Problem]:
         source_id = row.get("id", index)
         meta = {"source_id": source_id, "url": row.get("url")}
         gold = normalize_number(_value(row, "answer"))
-        return _math_problem(f"{task}/{source_id}", _text(row, "problem", "question"), gold, meta)
+        # AIME answers are integers 0-999; the AMC 2023 set stores every answer as a number (27.0).
+        return _math_problem(f"{task}/{source_id}", _text(row, "problem", "question"), gold, meta, numeric=True)
 
     return convert
 

@@ -104,7 +104,8 @@ def eval_command(
         "--max-trace-chars", help="Longest trace text (and reasoning) stored; longer ones are stored cut, flagged "
         "in the store, with a warning.")] = DEFAULT_MAX_TRACE_CHARS,
     budget: Annotated[int | None, typer.Option(
-        "--budget", help="Completion-token budget per problem; a problem that exceeds it is recorded as an error.")]
+        "--budget", help="Completion-token budget per problem: a call starts only if its worst case (n x max-tokens) "
+        "fits in what is left; strategies answer with what they have, or the problem is recorded as an error.")]
     = None,
     store: StoreOpt = None,
     run: Annotated[str | None, typer.Option(

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ponder.answers import check_math, extract_answer
+from ponder.answers import check_math, extract_number_answer
 from ponder.tasks import load_task
 
 NAMES = ["add1", "apples", "larger", "add21"]
@@ -39,7 +39,7 @@ def test_prompt_style_and_plumbing(name: str) -> None:
         assert p.messages == [{"role": "user", "content": p.question}]
         assert p.question.endswith(" Answer with the number at the end as 'The answer is N.'")
         assert p.checker is check_math
-        assert p.extract is extract_answer
+        assert p.extract is extract_number_answer  # the prompt's placeholder "N" is no answer
 
 
 def test_add1_golds() -> None:

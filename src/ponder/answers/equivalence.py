@@ -51,8 +51,8 @@ def _numbers_equal(a: tuple[Fraction, int], b: tuple[Fraction, int]) -> bool:
     (fa, da), (fb, db) = a, b
     if fa == fb:
         return True
-    if abs(fa - fb) <= _FLOAT_NOISE * max(abs(fa), abs(fb)):
-        return True  # float printing noise: 0.30000000000000004
+    if (da or db) and abs(fa - fb) <= _FLOAT_NOISE * max(abs(fa), abs(fb)):
+        return True  # float printing noise: 0.30000000000000004 (integers have none: 999999999999 is not 10^12)
     # The less precise decimal stands for the other, rounded or truncated: less than one unit in its last
     # place apart (0.333333 and 0.666666 for 1/3 and 2/3, but 3.0000001 is not 3).
     digits = min(d for d in (da, db) if d) if (da or db) else 0

@@ -51,7 +51,7 @@ async def replay(bank: Bank, problems: list[Problem], strategy: str, params: dic
         nonlocal tokens
         ctx = Ctx(backend.for_problem(problem.id, seed=seed), problem, sampling=bank.sampling)
         result = await solve(problem, ctx, strategy, dict(params))
-        correct[i] += bool(result.info.get("correct"))
+        correct[i] += bool(result.correct)
         tokens += ctx.usage.completion_tokens
 
     for seed in range(repeats):

@@ -5,9 +5,11 @@ A strategy's ``agents`` parameter lists model specs separated by commas, in the 
 ``run`` for the run's own backend. ``#NAME`` after a spec picks a model on a server that serves several
 (``openai:http://host:8000/v1#qwen2.5-7b``). An empty list means every agent uses the run's backend.
 
-Opening a backend can start a llama-server or a connection pool, so each distinct spec is opened once per event
-loop and shared by all problems of a run. ``close_agents()`` closes them (call it when a run ends, inside the
-loop that opened them); whatever is still open at interpreter exit is closed then. Every agent samples through
+Opening a backend can start a llama-server or a connection pool, so each distinct spec is opened once and shared
+by all problems of a run. Inside a ``ponder.Session`` the session owns the pool (``AgentPool``, made current with
+``using_pool``) and closes it with everything else it owns. Outside one, the pool belongs to the event loop and
+``close_agents()`` closes it (call it inside the loop that opened them); whatever is still open at interpreter
+exit is closed then. Every agent samples through
 ``ctx.on(backend)``, so its tokens count toward the problem's usage and budget and its calls are stored.
 """
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from ponder.backends import Backend, open_backend, parse_model_spec
@@ -48,8 +52,8 @@ def parse_agents(agents: str, *, param: str = "agents") -> list[str]:
 
 
 @dataclass
-class _Pool:
-    """The agent backends opened in one event loop."""
+class AgentPool:
+    """The agent backends opened by one owner: a ``Session``, or else an event loop."""
 
     stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     opening: dict[str, asyncio.Future[Backend]] = field(default_factory=dict)
@@ -68,7 +72,19 @@ class _Pool:
         await self.stack.aclose()
 
 
-_pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
+_pools: dict[asyncio.AbstractEventLoop, AgentPool] = {}
+# The pool of the Session whose work is running (a context variable: it follows the session's tasks).
+_CURRENT: ContextVar[AgentPool | None] = ContextVar("ponder_agent_pool", default=None)
+
+
+@contextlib.contextmanager
+def using_pool(pool: AgentPool) -> Iterator[None]:
+    """Agents opened inside (and in the tasks started inside) come from and stay in ``pool``."""
+    token = _CURRENT.set(pool)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -78,11 +94,14 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _pool() -> _Pool:
+def _pool() -> AgentPool:
+    current = _CURRENT.get()
+    if current is not None:
+        return current
     loop = asyncio.get_running_loop()
     pool = _pools.get(loop)
     if pool is None:
-        pool = _pools[loop] = _Pool()
+        pool = _pools[loop] = AgentPool()
     return pool
 
 
@@ -151,7 +170,8 @@ def agent_labels(agents: str, count: int) -> list[str]:
 
 
 async def close_agents() -> None:
-    """Close every agent backend opened in this event loop (and stop any server one of them started)."""
+    """Close every agent backend opened in this event loop outside a session (and stop any server one of them
+    started). A session's own agents close with the session."""
     pool = _pools.pop(asyncio.get_running_loop(), None)
     if pool is not None:
         await pool.close()

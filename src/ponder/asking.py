@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ponder.agents import close_agents
 from ponder.answers import check_math, extract_answer
-from ponder.backends import BackendSpec, open_backend
-from ponder.context import Ctx, Sampling
-from ponder.strategies import coerce_params, get_strategy
+from ponder.backends import BackendSpec
+from ponder.context import Sampling
 from ponder.tasks.prompts import math_messages
 from ponder.types import Problem, Result, Usage
 
@@ -21,13 +19,12 @@ def question_problem(question: str, *, raw: bool = False) -> Problem:
 
 async def ask_question(question: str, *, strategy: str, params: dict[str, Any], spec: BackendSpec,
                        sampling: Sampling, raw: bool = False) -> tuple[Result, Usage]:
-    info = get_strategy(strategy)
-    checked = coerce_params(info, params)
-    problem = question_problem(question, raw=raw)
-    async with open_backend(spec) as backend:
-        ctx = Ctx(backend, problem, sampling=sampling)
-        try:
-            result = await info(problem, ctx, **checked)
-        finally:
-            await close_agents()
-    return result, ctx.usage
+    from ponder.session import Session
+    from ponder.strategies import coerce_params, get_strategy
+
+    coerce_params(get_strategy(strategy), params)  # bad parameters fail before any server starts
+    async with Session(spec, sampling=sampling) as session:
+        answer = await session.solve(question, strategy, raw=raw, **params)
+    result = Result(answer=answer.answer, confidence=answer.confidence, votes=answer.votes, traces=answer.traces,
+                    info=answer.info)
+    return result, answer.usage

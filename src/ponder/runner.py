@@ -8,6 +8,7 @@ and at most ``max_inflight`` traces are being generated across them. A request f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -20,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ponder.agents import close_agents
-from ponder.backends import Backend, BackendSpec, FakeBackend, open_backend
+from ponder.agents import AgentPool, using_pool
+from ponder.backends import Backend, BackendSpec, FakeBackend
 from ponder.context import Ctx, Sampling, Slots
 from ponder.errors import BackendUnavailable, CapabilityError, ConfigError, PonderError
 from ponder.store import ProblemRecord, Store
@@ -67,7 +68,8 @@ class EvalConfig:
             "task_seed": self.task_seed,
             "task_size": self.task_size,
             "strategy": self.strategy,
-            "params": self.params,
+            # with defaults filled in and values coerced, so "n=8" and {"n": 8} (or leaving n at 8) name one run
+            "params": coerce_params(get_strategy(self.strategy), self.params),
             "model": self.model.describe(),
             "model_name": self.model.model_name,
             "sampling": asdict(self.sampling),
@@ -208,7 +210,8 @@ class EvalOutcome:
 
 
 async def solve(problem: Problem, ctx: Ctx, strategy: str, params: dict[str, Any]) -> Result:
-    """Run one strategy on one problem and mark each answer right or wrong."""
+    """Run one strategy on one problem and mark each answer right or wrong (``Result.correct``, and each trace's
+    ``correct``). Without a gold answer nothing can be right: ``correct`` is then False throughout."""
     result = await get_strategy(strategy)(problem, ctx, **params)
     verdicts: dict[str | None, bool] = {}
 
@@ -220,7 +223,7 @@ async def solve(problem: Problem, ctx: Ctx, strategy: str, params: dict[str, Any
     for call in ctx.calls:
         for trace in call.traces:
             trace.correct = await judge(trace.answer)
-    result.info.setdefault("correct", await judge(result.answer))
+    result.correct = await judge(result.answer)
     return result
 
 
@@ -231,7 +234,7 @@ def _record(problem: Problem, position: int, ctx: Ctx, result: Result | None, er
         position=position,
         gold=problem.gold,
         answer=result.answer if result else None,
-        correct=bool(result.info.pop("correct")) if result else None,
+        correct=bool(result.correct) if result else None,
         confidence=result.confidence if result else None,
         votes=result.votes if result else {},
         info=result.info if result else {},
@@ -248,14 +251,18 @@ def _record(problem: Problem, position: int, ctx: Ctx, result: Result | None, er
 
 async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook | None = None,
                    on_start: Callable[[str, bool, Progress], None] | None = None, *,
-                   on_warning: WarningHook | None = None, backend: Backend | None = None) -> EvalOutcome:
+                   on_warning: WarningHook | None = None, backend: Backend | None = None,
+                   agents: AgentPool | None = None) -> EvalOutcome:
     """Evaluate; finished problems of an earlier run with the same identity are skipped.
 
-    ``backend`` (optional) is used instead of opening ``config.model``; the caller keeps ownership of it.
+    ``backend`` (optional) is used instead of opening ``config.model``, and ``agents`` holds the agent backends
+    of multi-agent strategies; the caller keeps ownership of both (a ``Session`` passes its own). Otherwise the
+    run opens a ``Session`` on ``config.model`` for itself. ``config`` is not changed.
     ``on_warning`` receives one line per bound the run hits (default: the ``ponder.runner`` logger).
     """
     info = get_strategy(config.strategy)
-    config.params = coerce_params(info, config.params)  # bad parameters fail before any server starts
+    # bad parameters fail before any server starts
+    config = dataclasses.replace(config, params=coerce_params(info, config.params))
     if config.concurrency < 1 or config.max_inflight < 1:
         raise ConfigError("--concurrency and --max-inflight must be at least 1")
     bank = None
@@ -284,21 +291,28 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
     warnings = _Warnings(on_warning)
     run = functools.partial(_run_problems, config=config, store=store, run_id=run_id, todo=todo, progress=progress,
                             on_progress=on_progress, warnings=warnings)
-    try:
-        if bank is not None:
-            from ponder.backends.replay import ReplayBackend
+    if bank is not None:
+        from ponder.backends.replay import ReplayBackend
 
-            replay = ReplayBackend(bank, seed=config.replay_seed)
-            # Each problem gets its own view of the bank: prompts repeat across problems, and a problem's serving
-            # order must not depend on how problems interleave.
-            await run(lambda p: replay.for_problem(p.id))
-        elif backend is not None:
+        replay = ReplayBackend(bank, seed=config.replay_seed)
+        pool = agents or AgentPool()
+        try:
+            with using_pool(pool):
+                # Each problem gets its own view of the bank: prompts repeat across problems, and a problem's
+                # serving order must not depend on how problems interleave.
+                await run(lambda p: replay.for_problem(p.id))
+        finally:
+            if agents is None:
+                await pool.close()
+    elif backend is not None:
+        with using_pool(agents) if agents is not None else contextlib.nullcontext():
             await run(_per_problem(backend))
-        else:
-            async with open_backend(config.model) as opened:
-                await run(_per_problem(opened))
-    finally:
-        await close_agents()  # backends that multi-agent strategies opened for this run
+    else:
+        from ponder.session import Session
+
+        async with Session(config.model, sampling=config.sampling, max_inflight=config.max_inflight) as session:
+            with session.active():
+                await run(_per_problem(session.backend))
     return EvalOutcome(run_id, resumed, progress, warnings.summary(progress, config, store))
 
 

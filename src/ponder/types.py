@@ -156,3 +156,4 @@ class Result:
     votes: dict[str, float] = field(default_factory=dict)
     traces: list[Trace] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    correct: bool | None = None  # set by the runner from the problem's checker; strategies leave it alone

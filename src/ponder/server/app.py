@@ -19,14 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ponder.agents import close_agents
-from ponder.backends import Backend, BackendSpec, open_backend
+from ponder.backends import Backend, BackendSpec
 from ponder.context import Ctx, Slots
 from ponder.errors import PonderError
 from ponder.server import passthrough, strategy
 from ponder.server.requests import ChatRequest, RequestError, ServeConfig, parse_chat_request
 from ponder.server.responses import error_body, error_response, json_response, new_id
 from ponder.server.streaming import ClientGone, Emit, guarded, stream_response
+from ponder.session import Session
 from ponder.strategies import list_strategies
 from ponder.types import Result
 
@@ -34,6 +34,7 @@ log = logging.getLogger("ponder.serve")
 
 
 class _State:
+    session: Session
     backend: Backend
     slots: Slots
     models: frozenset[str] = frozenset()
@@ -54,13 +55,10 @@ def create_app(upstream: Backend | BackendSpec, config: ServeConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if isinstance(upstream, BackendSpec):
-                state.backend = await stack.enter_async_context(open_backend(upstream))
-            else:
-                state.backend = upstream
-                stack.push_async_callback(upstream.aclose)
-            state.slots = Slots(config.max_inflight)
-            stack.push_async_callback(close_agents)  # agent models opened by multi-agent strategy requests
+            # The session owns the upstream, the in-flight bound and the agent models that multi-agent strategy
+            # requests open; all close at shutdown.
+            state.session = await stack.enter_async_context(Session(upstream, max_inflight=config.max_inflight))
+            state.backend, state.slots = state.session.backend, state.session.slots
             state.models = await _upstream_models(state.backend)
             state.default_model = (getattr(state.backend, "model", None) or min(state.models, default="")
                                    or state.backend.name)
@@ -147,14 +145,19 @@ async def _serve(request: Request, chat: ChatRequest, state: _State, config: Ser
     if chat.stream:
         if chat.strategy:
             async def produce(emit: Emit) -> None:
-                results.append(await strategy.stream(ctx, chat, cid, emit, config.progress_interval_s))
+                with state.session.active():  # agent models the strategy opens belong to the session
+                    results.append(await strategy.stream(ctx, chat, cid, emit, config.progress_interval_s))
 
             return await stream_response(request, produce, finish)
         return await stream_response(request, partial(passthrough.stream, ctx, chat, cid), finish)
     body: dict[str, Any]
     try:
         if chat.strategy:
-            body, result = await guarded(request, strategy.complete(ctx, chat, cid))
+            async def solve() -> tuple[dict[str, Any], Result]:
+                with state.session.active():  # agent models the strategy opens belong to the session
+                    return await strategy.complete(ctx, chat, cid)
+
+            body, result = await guarded(request, solve())
             results.append(result)
         else:
             body = await guarded(request, passthrough.complete(ctx, chat, cid))

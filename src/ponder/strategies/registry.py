@@ -1,7 +1,9 @@
 """Strategy registry: ``@strategy("name")`` on an async function ``(problem, ctx, **params) -> Result``.
 
 Parameters are read from the function's signature (typed keyword arguments with defaults), so the CLI,
-the store and ``ponder strategies`` all see the same names, types and defaults.
+the store and ``ponder strategies`` all see the same names, types and defaults. Besides the modules of this
+package, strategies come from installed plugins (the ``ponder.strategies`` entry point group) and from references
+(``package.module:function``, ``path/file.py@function``): see ``ponder.plugins``.
 """
 
 from __future__ import annotations
@@ -86,17 +88,52 @@ def _load_builtins() -> None:
             importlib.import_module(module.name)
 
 
+@functools.cache
+def _load_plugins() -> None:
+    """Register the strategies of installed plugins (``ponder.strategies`` entry points), once."""
+    from ponder import plugins
+
+    for ep in plugins.installed(plugins.STRATEGIES):
+        obj = plugins.load_entry_point(ep)
+        if obj is None or inspect.ismodule(obj) or ep.name in _REGISTRY:
+            continue  # a module registered its strategies on import; a built-in name is never replaced
+        _register_object(ep.name, obj, f"plugin {ep.value}")
+
+
+def _register_object(name: str, obj: Any, where: str) -> StrategyInfo:
+    """Register a function as strategy ``name`` (a ``@strategy`` function keeps its parameters and docs)."""
+    known = next((info for info in _REGISTRY.values() if info.fn is obj), None)
+    if known is not None:
+        _REGISTRY[name] = StrategyInfo(name, known.fn, known.params, known.summary, known.doc)
+        return _REGISTRY[name]
+    if not inspect.iscoroutinefunction(obj):
+        raise ConfigError(f"{where} is not a strategy: it must be an async function (problem, ctx, **params) "
+                          "-> Result")
+    try:
+        strategy(name)(obj)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return _REGISTRY[name]
+
+
 def get_strategy(name: str) -> StrategyInfo:
     _load_builtins()
+    _load_plugins()
     if name not in _REGISTRY:
+        from ponder import plugins
+
+        if plugins.is_reference(name):
+            return _register_object(name, plugins.load_reference(name, what="strategy"), f"strategy {name!r}")
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown strategy {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(f"unknown strategy {name!r}{hint}{plugins.failure_note(plugins.STRATEGIES, name)}; "
+                          f"known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
 def list_strategies() -> list[StrategyInfo]:
     _load_builtins()
+    _load_plugins()
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 

@@ -1,10 +1,16 @@
-"""The task registry: every task is a ``TaskSpec`` with a loader; ``load_task`` looks names up and slices."""
+"""The task registry: every task is a ``TaskSpec`` with a loader; ``load_task`` looks names up and slices.
+
+Tasks also come from installed plugins (the ``ponder.tasks`` entry point group: a ``TaskSpec``, a loader
+``(LoadOptions) -> list[Problem]``, or a module that registers tasks) and from references
+(``package.module:name``, ``path/file.py@name``): see ``ponder.plugins``.
+"""
 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ponder.errors import ConfigError, TaskError
@@ -74,7 +80,35 @@ def list_tasks() -> list[TaskSpec]:
     """Every registered task, plus one ``gym:<dataset>`` entry standing for all reasoning-gym datasets."""
     from ponder.tasks.gym import GYM_INFO
 
+    _load_plugins()
     return [*_ordered(), GYM_INFO]
+
+
+@functools.cache
+def _load_plugins() -> None:
+    """Register the tasks of installed plugins (``ponder.tasks`` entry points), once."""
+    import inspect
+
+    from ponder import plugins
+
+    for ep in plugins.installed(plugins.TASKS):
+        obj = plugins.load_entry_point(ep)
+        if obj is None or inspect.ismodule(obj) or ep.name in _TASKS:
+            continue  # a module registered its tasks on import; a built-in name is never replaced
+        try:
+            _TASKS[ep.name] = _as_spec(ep.name, obj, f"plugin {ep.value}")
+        except ConfigError as exc:
+            plugins.failures[f"{plugins.TASKS}:{ep.name}"] = str(exc)
+
+
+def _as_spec(name: str, obj: object, where: str) -> TaskSpec:
+    """A plugin's task as a ``TaskSpec`` named ``name``: a spec as it is (renamed), or a loader function."""
+    if isinstance(obj, TaskSpec):
+        return obj if obj.name == name else replace(obj, name=name)
+    if callable(obj):
+        doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+        return TaskSpec(name, doc[0] if doc else f"plugin task {where}", "plugin", where, 512, obj)
+    raise ConfigError(f"{where} is not a task: give a TaskSpec or a loader function (LoadOptions) -> list[Problem]")
 
 
 _SOURCE_ORDER = {"jsonl": 0, "generated": 1}
@@ -96,11 +130,19 @@ def get_task(name: str) -> TaskSpec:
         from ponder.tasks.gym import gym_task
 
         return gym_task(name[len(GYM_PREFIX) :])
+    _load_plugins()
     spec = _TASKS.get(name)
     if spec is None:
+        from ponder import plugins
+
+        if plugins.is_reference(name):
+            spec = _TASKS[name] = _as_spec(name, plugins.load_reference(name, what="task"), f"task {name!r}")
+            return spec
         close = difflib.get_close_matches(name, list(_TASKS), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise TaskError(f"unknown task {name!r}; {hint}known tasks: {', '.join(known_names())}")
+        note = plugins.failure_note(plugins.TASKS, name).strip()
+        raise TaskError(f"unknown task {name!r}; {hint}{note + '; ' if note else ''}known tasks: "
+                        f"{', '.join(known_names())}")
     return spec
 
 

@@ -214,8 +214,11 @@ def strategies() -> None:
     table.add_column("parameters")
     table.add_column("description")
     for info in list_strategies():
-        params = ", ".join(f"{p.name}: {p.type_name()} = {p.default!r}" for p in info.params.values())
-        table.add_row(info.name, params or "–", info.summary)
+        lines = []
+        for p in info.params.values():
+            bounds = f" ({p.bounds_text()})" if p.bounds else ""
+            lines.append(f"{p.name}: {p.type_name()} = {p.default!r}{bounds}" + (f" — {p.help}" if p.help else ""))
+        table.add_row(info.name, "\n".join(lines) or "–", info.summary)
     console.print(table)
 
 

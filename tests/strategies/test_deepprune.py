@@ -9,7 +9,7 @@ import pytest
 from ponder.backends.fake import FakeBackend, Scripted, tokenize
 from ponder.context import Ctx, Sampling, Slots
 from ponder.errors import ConfigError
-from ponder.strategies import get_strategy
+from ponder.strategies import coerce_params, get_strategy
 from ponder.types import GenerationRequest
 from tests.conftest import make_problem
 
@@ -165,9 +165,15 @@ async def test_parameters_are_checked() -> None:
     problem = make_problem()
     ctx = Ctx(FakeBackend([early(7)]), problem)
     deepprune = get_strategy("deepprune")
-    with pytest.raises(ConfigError, match="n >= 1"):
+    # bounds declared once on the parameters (Annotated), checked for parsed options and direct calls alike
+    with pytest.raises(ConfigError, match="parameter 'n' must be >= 1, got 0"):
         await deepprune(problem, ctx, n=0)
-    with pytest.raises(ConfigError, match="every"):
+    with pytest.raises(ConfigError, match="'every' must be >= 1"):
         await deepprune(problem, ctx, every=0)
-    with pytest.raises(ConfigError, match="threshold"):
+    with pytest.raises(ConfigError, match="'threshold' must be > 0, <= 1, got 0.0"):
         await deepprune(problem, ctx, threshold=0.0)
+    with pytest.raises(ConfigError, match="'stable' must be >= 1"):
+        coerce_params(deepprune, {"stable": "0"})
+    with pytest.raises(ConfigError, match="pruned_vote' must be one of judge, stated"):
+        coerce_params(deepprune, {"pruned_vote": "all"})
+    assert deepprune.params["stable"].help == "consecutive checks a stated answer must hold"

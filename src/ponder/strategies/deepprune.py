@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge, Interval
 
 from ponder.answers import normalize_answer
 from ponder.context import Ctx
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.errors import BudgetExceeded
 from ponder.judge import YES_NO_INSTRUCTION, judge_yes
 from ponder.search.steps import states_answer
 from ponder.strategies.registry import strategy
@@ -152,13 +154,13 @@ def _saved_estimate(items: list[_Trace]) -> int:
 async def deepprune(
     problem: Problem,
     ctx: Ctx,
-    n: int = 16,
-    every: int = 8,
-    min_tokens: int = 8,
-    stable: int = 2,
-    judge: bool = False,
-    threshold: float = 0.5,
-    pruned_vote: Literal["judge", "stated"] = "judge",
+    n: Annotated[int, Ge(1), "traces streamed at once"] = 16,
+    every: Annotated[int, Ge(1), "tokens between checks of a live trace"] = 8,
+    min_tokens: Annotated[int, Ge(0), "tokens a trace needs before it can be pruned"] = 8,
+    stable: Annotated[int, Ge(1), "consecutive checks a stated answer must hold"] = 2,
+    judge: Annotated[bool, "also ask an LLM judge whether two unfinished traces agree"] = False,
+    threshold: Annotated[float, Interval(gt=0, le=1), "judge's P(Yes) that prunes"] = 0.5,
+    pruned_vote: Annotated[Literal["judge", "stated"], "who of the pruned votes (see the docstring)"] = "judge",
 ) -> Result:
     """DeepPrune (Tu et al., 2025): cancel streamed traces headed for an answer another trace already holds.
 
@@ -189,16 +191,6 @@ async def deepprune(
     The paper samples up to 512 traces per problem; ``n=16`` keeps the default affordable. ``info`` records
     how many traces were pruned, the tokens they spent and an estimate of the tokens pruning saved.
     """
-    if n < 1:
-        raise ConfigError(f"deepprune needs n >= 1, got {n}")
-    if pruned_vote not in ("judge", "stated"):
-        raise ConfigError(f"deepprune pruned_vote is 'judge' or 'stated', got {pruned_vote!r}")
-    if every < 1 or min_tokens < 0 or stable < 1:
-        raise ConfigError(f"deepprune needs every >= 1, min_tokens >= 0 and stable >= 1, got every={every}, "
-                          f"min_tokens={min_tokens}, stable={stable}")
-    if not 0 < threshold <= 1:
-        raise ConfigError(f"deepprune threshold is a probability in (0, 1], got {threshold}")
-
     if not ctx.backend.capabilities.streaming:
         # Nothing can be stopped early: this is self-consistency, and info says why nothing was pruned.
         traces = await ctx.sample(n=n)

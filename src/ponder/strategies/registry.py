@@ -1,7 +1,10 @@
 """Strategy registry: ``@strategy("name")`` on an async function ``(problem, ctx, **params) -> Result``.
 
 Parameters are read from the function's signature (typed keyword arguments with defaults), so the CLI,
-the store and ``ponder strategies`` all see the same names, types and defaults. Besides the modules of this
+the store and ``ponder strategies`` all see the same names, types and defaults. A parameter may declare its
+help and its bounds once, with ``Annotated``: ``n: Annotated[int, Ge(1), "samples drawn"] = 16`` (bounds from
+``annotated_types``: ``Ge``, ``Gt``, ``Le``, ``Lt``, ``Interval``); values outside them are refused with a
+ConfigError naming the parameter, before the strategy runs. Besides the modules of this
 package, strategies come from installed plugins (the ``ponder.strategies`` entry point group) and from references
 (``package.module:function``, ``path/file.py@function``): see ``ponder.plugins``.
 """
@@ -14,7 +17,9 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import annotated_types
 
 from ponder.errors import ConfigError
 from ponder.types import Problem, Result
@@ -25,16 +30,49 @@ if typing.TYPE_CHECKING:
 StrategyFn = Callable[..., Awaitable[Result]]
 
 
+Bound = annotated_types.Ge | annotated_types.Gt | annotated_types.Le | annotated_types.Lt | annotated_types.Interval
+
+_SYMBOLS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
     type: Any
     default: Any
+    help: str = ""
+    bounds: tuple[Bound, ...] = ()
 
     def type_name(self) -> str:
         if get_origin(self.type) is Literal:
             return "|".join(map(str, get_args(self.type)))
         return getattr(self.type, "__name__", str(self.type))
+
+    def bounds_text(self) -> str:
+        """``>= 1``, ``> 0, <= 1``: the declared bounds, for listings and errors."""
+        return ", ".join(f"{symbol} {getattr(b, key)}" for b in self.bounds for key, symbol in _SYMBOLS
+                         if getattr(b, key, None) is not None)
+
+    def check(self, value: Any, where: str) -> None:
+        """Refuse a value outside the declared bounds."""
+        for bound in self.bounds:
+            for key, _ in _SYMBOLS:
+                limit = getattr(bound, key, None)
+                if limit is None:
+                    continue
+                ok = {"ge": value >= limit, "gt": value > limit, "le": value <= limit, "lt": value < limit}[key]
+                if not ok:
+                    raise ConfigError(f"{where} must be {self.bounds_text()}, got {value!r}")
+
+
+def _param(name: str, hint: Any, default: Any) -> Param:
+    """A parameter from its annotation: ``Annotated[type, bounds..., "help"]`` or a plain type."""
+    if get_origin(hint) is Annotated:
+        base, *extras = get_args(hint)
+        help_text = " ".join(x for x in extras if isinstance(x, str))
+        bounds = tuple(x for x in extras if isinstance(x, Bound))
+        return Param(name, base, default, help_text, bounds)
+    return Param(name, hint, default)
 
 
 @dataclass(frozen=True)
@@ -46,6 +84,9 @@ class StrategyInfo:
     doc: str
 
     async def __call__(self, problem: Problem, ctx: Ctx, **params: Any) -> Result:
+        for name, value in params.items():  # declared bounds hold for direct calls too, not only parsed options
+            if name in self.params:
+                self.params[name].check(value, f"strategy {self.name!r} parameter {name!r}")
         return await self.fn(problem, ctx, **params)
 
     def defaults(self) -> dict[str, Any]:
@@ -59,12 +100,12 @@ def strategy(name: str) -> Callable[[StrategyFn], StrategyFn]:
     """Register a strategy under ``name``; its keyword-only parameters become its options."""
 
     def register(fn: StrategyFn) -> StrategyFn:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
         params = {}
         for pname, p in list(inspect.signature(fn).parameters.items())[2:]:
             if p.default is inspect.Parameter.empty:
                 raise TypeError(f"strategy {name}: parameter {pname} needs a default")
-            params[pname] = Param(pname, hints.get(pname, type(p.default)), p.default)
+            params[pname] = _param(pname, hints.get(pname, type(p.default)), p.default)
         doc = inspect.getdoc(fn) or ""
         _REGISTRY[name] = StrategyInfo(name, fn, params, doc.splitlines()[0] if doc else "", doc)
         return fn
@@ -145,7 +186,9 @@ def coerce_params(info: StrategyInfo, raw: dict[str, Any]) -> dict[str, Any]:
         if name not in info.params:
             accepted = ", ".join(info.params) or "none"
             raise ConfigError(f"strategy {info.name!r} has no parameter {key!r}; accepted: {accepted}")
-        out[name] = _coerce(info.name, info.params[name], value)
+        param = info.params[name]
+        out[name] = _coerce(info.name, param, value)
+        param.check(out[name], f"strategy {info.name!r} parameter {param.name!r}")
     return out
 
 

@@ -100,6 +100,17 @@ def test_an_interrupted_reassembly_leaves_the_old_file_whole(fake: FakeModel, ca
     assert leftovers(cache) == ["tiny-model.gguf"]
 
 
+def test_a_killed_assemblys_temp_file_is_removed_once_stale(fake: FakeModel, cache: Path) -> None:
+    cache.mkdir()
+    stale, fresh = cache / ".tiny-model.gguf.abc.partial", cache / ".tiny-model.gguf.def.partial"
+    for leftover in (stale, fresh):
+        leftover.write_bytes(b"half")
+    long_ago = stale.stat().st_mtime - 3600
+    os.utime(stale, (long_ago, long_ago))
+    assemble(fake.model)
+    assert leftovers(cache) == [fresh.name, "tiny-model.gguf", "tiny-model.gguf.verified"]  # fresh: maybe in use
+
+
 def test_assembles_once_then_reuses_without_rehashing(fake: FakeModel, cache: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     notes: list[str] = []

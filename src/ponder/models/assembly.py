@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from ponder.models.catalog import NamedModel, Part
 
 CACHE_ENV = "PONDER_CACHE"
 CHUNK_BYTES = 4 << 20  # streamed: a model is never held in memory whole
+STALE_PARTIAL_S = 300  # a temp file untouched this long was left by a killed assembly: nobody writes to it
 _MODE = 0o644  # mkstemp makes files private; a cached model is not secret
 
 Notify = Callable[[str], None]
@@ -182,6 +184,7 @@ def assemble(model: NamedModel, cache: Path | None = None, *,
         raise ModelError(f"not enough space in {folder} to assemble {model.name}: {model.size:,} bytes needed, "
                          f"{free:,} free; set ${CACHE_ENV} to a folder with room")
     final = folder / model.filename
+    _remove_stale_partials(folder, model.filename)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{model.filename}.", suffix=".partial")
     try:
         whole = hashlib.sha256()
@@ -212,6 +215,15 @@ def assemble(model: NamedModel, cache: Path | None = None, *,
         raise
     _write_marker(final, model)
     return final
+
+
+def _remove_stale_partials(folder: Path, filename: str) -> None:
+    """Temp files of assemblies killed outright (SIGKILL, power loss), which had no chance to remove their own."""
+    now = time.time()
+    for leftover in folder.glob(f".{filename}.*.partial"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > STALE_PARTIAL_S:
+                leftover.unlink()
 
 
 def ensure_assembled(model: NamedModel, cache: Path | None = None, notify: Notify | None = None) -> Path:

@@ -67,8 +67,10 @@ def test_a_whole_file_checksum_mismatch_keeps_nothing(fake: FakeModel, cache: Pa
 
 def test_a_missing_part_says_how_to_install_and_keeps_nothing(fake: FakeModel, cache: Path) -> None:
     fake.remove_part(2)
+    notes: list[str] = []
     with pytest.raises(ModelError) as info:
-        ensure_assembled(fake.model)
+        ensure_assembled(fake.model, notify=notes.append)
+    assert notes == []  # no "assembling" line for an assembly that cannot start
     message = str(info.value)
     assert "tiny-model is not installed" in message and fake.model.parts[1].package in message
     assert "ponder models pull tiny-model" in message and "ponder[tiny]" in message

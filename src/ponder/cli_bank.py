@@ -26,6 +26,7 @@ from ponder.cli_options import (
     StoreOpt,
     TaskSeedOpt,
     TemperatureOpt,
+    ThreadsOpt,
     TopPOpt,
     backend_spec,
     console,
@@ -56,6 +57,7 @@ def record(
     api_key: ApiKeyOpt = None,
     server_bin: ServerBinOpt = None,
     slots: SlotsOpt = 16,
+    threads: ThreadsOpt = None,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -75,7 +77,7 @@ def record(
 
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
-    spec = backend_spec(model, model_name, api_key, server_bin, slots)
+    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads)
     sampling = sampling_from(temperature, top_p, max_tokens, seed, True, extra, top_logprobs=top_logprobs)
     bar = Progress(TextColumn("[bold]record"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console)

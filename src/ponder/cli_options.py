@@ -17,8 +17,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 ModelOpt = Annotated[str, typer.Option(
-    "--model", "-m", help="'local' (embedded SmolLM2 on llama-server), 'local:/path/model.gguf', "
-    "'openai:http://HOST:PORT/v1' (any OpenAI-compatible server) or 'fake' (scripted, for tests).")]
+    "--model", "-m", help="'local' (embedded SmolLM2 on llama-server), 'local:NAME' (a named model, see "
+    "'ponder models'), 'local:/path/model.gguf', 'openai:http://HOST:PORT/v1' (any OpenAI-compatible server) or "
+    "'fake' (scripted, for tests).")]
 ModelNameOpt = Annotated[str | None, typer.Option(
     "--model-name", help="Model name to send to an OpenAI-compatible server (default: the server's first).")]
 ApiKeyOpt = Annotated[str | None, typer.Option(
@@ -55,6 +56,9 @@ DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="PONDER_DATA_DIR", show_envvar=True,
     help="Folder with the JSONL data sets [default: ./data, then ../shared/data, then Hugging Face].")]
 SlotsOpt = Annotated[int, typer.Option("--slots", help="Parallel slots of the embedded llama-server.")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", help="CPU threads of the embedded llama-server (its --threads and --threads-batch; default: "
+    "llama-server's own, the physical cores); use 1 when several servers share a few cores.")]
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs [default: ./ponder.db].")]
 
@@ -77,8 +81,10 @@ def strategy_params(strategy: str, n: int | None, params: list[str] | None) -> d
 
 
 def backend_spec(model: str, model_name: str | None, api_key: str | None, server_bin: str | None,
-          slots: int = 16) -> BackendSpec:
-    return parse_model_spec(model, model_name=model_name, api_key=api_key, server_bin=server_bin, slots=slots)
+          slots: int = 16, threads: int | None = None) -> BackendSpec:
+    return parse_model_spec(model, model_name=model_name, api_key=api_key, server_bin=server_bin, slots=slots,
+                            threads=threads, notify=lambda message: err_console.print(message, markup=False,
+                                                                                       highlight=False))
 
 
 def extra_params(items: list[str] | None) -> dict[str, Any]:

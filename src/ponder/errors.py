@@ -31,6 +31,10 @@ class BackendUnavailable(BackendError):
     """The server cannot be reached or started."""
 
 
+class ModelError(PonderError):
+    """A named model (``local:NAME``) whose parts are missing or do not match their pinned checksums."""
+
+
 class CapabilityError(PonderError):
     """A strategy needs something (e.g. logprobs) the backend cannot provide."""
 

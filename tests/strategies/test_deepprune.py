@@ -170,7 +170,7 @@ async def test_parameters_are_checked() -> None:
         await deepprune(problem, ctx, n=0)
     with pytest.raises(ConfigError, match="'every' must be >= 1"):
         await deepprune(problem, ctx, every=0)
-    with pytest.raises(ConfigError, match="'threshold' must be > 0, <= 1, got 0.0"):
+    with pytest.raises(ConfigError, match=r"'threshold' must be > 0, <= 1, got 0\.0"):
         await deepprune(problem, ctx, threshold=0.0)
     with pytest.raises(ConfigError, match="'stable' must be >= 1"):
         coerce_params(deepprune, {"stable": "0"})

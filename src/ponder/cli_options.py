@@ -33,10 +33,10 @@ NOpt = Annotated[int | None, typer.Option("--n", "-n", help="Samples per problem
 ParamOpt = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="Strategy parameter KEY=VALUE; repeat for several.")]
 TemperatureOpt = Annotated[float | None, typer.Option(
-    "--temperature", help="Sampling temperature [default: 0.8; a replayed bank's own].")]
+    "--temperature", help="Sampling temperature \\[default: 0.8; a replayed bank's own].")]
 TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass.")]
 MaxTokensOpt = Annotated[int | None, typer.Option(
-    "--max-tokens", help="Completion tokens per sample [default: 512; a replayed bank's own].")]
+    "--max-tokens", help="Completion tokens per sample \\[default: 512; a replayed bank's own].")]
 SeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="Sampling seed sent to the server (reproducible samples where the server honours it).")]
 LogprobsOpt = Annotated[bool, typer.Option(
@@ -54,13 +54,13 @@ SizeOpt = Annotated[int | None, typer.Option("--size", help="Problems to generat
 TaskSeedOpt = Annotated[int, typer.Option("--task-seed", help="Seed of generated tasks.")]
 DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="PONDER_DATA_DIR", show_envvar=True,
-    help="Folder with the JSONL data sets [default: ./data, then ../shared/data, then Hugging Face].")]
+    help="Folder with the JSONL data sets \\[default: ./data, then ../shared/data, then Hugging Face].")]
 SlotsOpt = Annotated[int, typer.Option("--slots", help="Parallel slots of the embedded llama-server.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", help="CPU threads of the embedded llama-server (its --threads and --threads-batch; default: "
     "llama-server's own, the physical cores); use 1 when several servers share a few cores.")]
 StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs [default: ./ponder.db].")]
+    "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs \\[default: ./ponder.db].")]
 
 
 def strategy_params(strategy: str, n: int | None, params: list[str] | None) -> dict[str, Any]:

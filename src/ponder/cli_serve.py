@@ -43,7 +43,7 @@ def serve(
     max_inflight: Annotated[int, typer.Option(
         "--max-inflight", help="Upstream traces in flight across all requests.")] = 256,
     default_strategy: Annotated[str | None, typer.Option(
-        "--default-strategy", help="Strategy for requests that name none [default: plain pass-through].")] = None,
+        "--default-strategy", help="Strategy for requests that name none \\[default: plain pass-through].")] = None,
     log: Annotated[bool, typer.Option(
         "--log/--no-log", help="Store every request as a problem of a 'serve-…' run (see 'ponder runs').")] = False,
     store: StoreOpt = None,

@@ -138,3 +138,9 @@ def test_show_counts_traces_cut_at_max_tokens(workdir: Path) -> None:
                      "--max-tokens", "3", cwd=workdir)
     assert out.returncode == 0, out.stderr
     assert "4 cut at max-tokens, no answer" in out.stdout
+
+
+def test_help_keeps_bracketed_defaults(workdir: Path) -> None:
+    # rich reads "[default: ...]" as markup and drops it unless escaped
+    out = ponder("eval", "--help", cwd=workdir)
+    assert "[default: 0.8" in out.stdout and "[default: 20" in out.stdout

@@ -42,6 +42,13 @@ def tiny_sums(options: LoadOptions) -> list[Problem]:
 
 def broken():
     raise RuntimeError("never called")
+
+
+def open_scripted(spec):
+    """A backend kind: --model scripted:TEXT answers TEXT to everything."""
+    from ponder.backends import FakeBackend
+
+    return FakeBackend([spec.target or "The answer is 42."])
 '''
 
 PYPROJECT = '''
@@ -59,6 +66,9 @@ missing-one = "ponder_demo_plugin_missing:nope"
 
 [project.entry-points."ponder.tasks"]
 tiny-sums = "ponder_demo_plugin:tiny_sums"
+
+[project.entry-points."ponder.backends"]
+scripted = "ponder_demo_plugin:open_scripted"
 '''
 
 
@@ -160,3 +170,12 @@ def test_ponder_serve_runs_a_plugin_strategy(plugin_site: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+def test_an_installed_plugin_adds_a_backend_kind(plugin_site: Path, tmp_path: Path) -> None:
+    run = ponder("eval", "--model", "scripted:The answer is 5.", "--task", "tiny-sums", "--strategy", "cot",
+                 "--limit", "3", site=plugin_site, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "0.333" in run.stdout  # only 2 + 3 = 5 of the three sums
+    unknown = ponder("eval", "--model", "nosuch:x", "--task", "add1", site=plugin_site, cwd=tmp_path)
+    assert unknown.returncode == 2 and "scripted[:TARGET]" in unknown.stderr

@@ -7,6 +7,7 @@ Specs: ``local`` (the embedded SmolLM2 on a llama-server ponder starts), ``local
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -27,8 +28,10 @@ __all__ = [
     "OpenAIBackend",
     "StreamEnd",
     "StreamEvent",
+    "backend_kinds",
     "open_backend",
     "parse_model_spec",
+    "register_backend",
 ]
 
 API_KEY_ENVS = ("PONDER_API_KEY", "OPENAI_API_KEY")
@@ -77,10 +80,14 @@ def parse_model_spec(
     kind, _, target = spec.partition(":")
     if spec.startswith(("http://", "https://")):
         kind, target = "openai", spec
-    if kind not in ("local", "openai", "fake"):
+    if kind not in backend_kinds():
+        from ponder import plugins
+
+        extra = [k for k in backend_kinds() if k not in _BUILTIN]
         raise ConfigError(
-            f"unknown --model {spec!r}: use 'local', 'local:NAME', 'local:/path/model.gguf', "
-            "'openai:http://HOST:PORT/v1' or 'fake'"
+            f"unknown --model {spec!r}{plugins.failure_note(plugins.BACKENDS, kind)}: use 'local', 'local:NAME', "
+            "'local:/path/model.gguf', 'openai:http://HOST:PORT/v1' or 'fake'"
+            + (f", or a plugin's: {', '.join(f'{k}[:TARGET]' for k in extra)}" if extra else "")
         )
     if kind == "openai" and not target.startswith(("http://", "https://")):
         raise ConfigError(f"--model {spec!r} needs a URL, e.g. openai:http://localhost:8000/v1")
@@ -107,23 +114,68 @@ def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+BackendFactory = Callable[[BackendSpec], Backend]
+"""Builds a backend from a parsed spec; ``open_backend`` starts it (``await backend.start()`` if it has one)."""
+
+
+def _fake(spec: BackendSpec) -> Backend:
+    return FakeBackend()
+
+
+def _openai(spec: BackendSpec) -> Backend:
+    assert spec.target is not None
+    return OpenAIBackend(spec.target, spec.model_name, api_key=spec.api_key, timeout_s=spec.timeout_s)
+
+
+def _local(spec: BackendSpec) -> Backend:
+    from ponder.backends.local import LocalBackend
+
+    return LocalBackend(Path(spec.target) if spec.target else None, server_bin=spec.server_bin, slots=spec.slots,
+                        threads=spec.threads)
+
+
+_BUILTIN: dict[str, BackendFactory] = {"fake": _fake, "openai": _openai, "local": _local}
+_FACTORIES: dict[str, BackendFactory] = dict(_BUILTIN)
+
+
+def register_backend(kind: str, factory: BackendFactory) -> None:
+    """Make ``--model KIND[:TARGET]`` build its backend with ``factory`` (the spec's ``target`` is TARGET)."""
+    if kind in _BUILTIN:
+        raise ConfigError(f"backend kind {kind!r} is built in and cannot be replaced")
+    _FACTORIES[kind] = factory
+
+
+@functools.cache
+def _load_plugins() -> None:
+    """Register the backends of installed plugins (``ponder.backends`` entry points), once."""
+    from ponder import plugins
+
+    for ep in plugins.installed(plugins.BACKENDS):
+        if ep.name in _FACTORIES:
+            continue
+        factory = plugins.load_entry_point(ep)
+        if factory is not None and callable(factory):
+            _FACTORIES[ep.name] = factory
+
+
+def backend_kinds() -> list[str]:
+    """The ``--model`` kinds known: the built-in ones, then registered and installed plugins'."""
+    _load_plugins()
+    return list(_FACTORIES)
+
+
 @asynccontextmanager
 async def open_backend(spec: BackendSpec) -> AsyncIterator[Backend]:
     """Build, start and health-check a backend; always closes it (and any server it started)."""
-    backend: Backend
-    if spec.kind == "fake":
-        backend = FakeBackend()
-    elif spec.kind == "openai":
-        assert spec.target is not None
-        backend = OpenAIBackend(spec.target, spec.model_name, api_key=spec.api_key, timeout_s=spec.timeout_s)
-    else:
-        from ponder.backends.local import LocalBackend
-
-        backend = LocalBackend(Path(spec.target) if spec.target else None, server_bin=spec.server_bin,
-                               slots=spec.slots, threads=spec.threads)
+    _load_plugins()
+    factory = _FACTORIES.get(spec.kind)
+    if factory is None:
+        raise ConfigError(f"no backend of kind {spec.kind!r}; known: {', '.join(_FACTORIES)}")
+    backend = factory(spec)
     try:
-        if isinstance(backend, OpenAIBackend):
-            await backend.start()
+        start = getattr(backend, "start", None)
+        if start is not None:
+            await start()
         yield backend
     finally:
         await backend.aclose()

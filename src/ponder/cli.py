@@ -119,7 +119,7 @@ def eval_command(
 
     Results go to the store as each problem finishes; running the same command again resumes.
     """
-    from ponder.display import LiveProgress, repeats_table, summary_table
+    from ponder.display import LiveProgress, abstention_table, repeats_table, summary_table
     from ponder.metrics import summarize_run
     from ponder.runner import EvalConfig, run_eval
 
@@ -160,6 +160,8 @@ def eval_command(
         title = f"{run_ids[0]} · {config.task} · {strategy} · {model_label}"
         if repeats == 1:
             console.print(summary_table(title, summarize_run(db.results(run_ids[0]), db.traces(run_ids[0]))))
+            if (abstaining := abstention_table(db.results(run_ids[0]))) is not None:
+                console.print(abstaining)
         else:
             console.print(repeats_table(title, [db.results(r) for r in run_ids]))
 
@@ -266,7 +268,7 @@ def show(
     """Print a run's results table: accuracy with 95% CI, maj@k, pass@k, tokens and latency per problem."""
     from dataclasses import asdict
 
-    from ponder.display import summary_table
+    from ponder.display import abstention_table, summary_table
     from ponder.metrics import summarize_run
 
     with open_store(store) as db:
@@ -274,9 +276,15 @@ def show(
         results = db.results(row.id)
         summary = summarize_run(results, db.traces(row.id))
     if as_json:
-        console.print_json(json.dumps({"run": row.id, "config": row.config, "summary": asdict(summary)}))
+        from ponder.abstention import summarize_abstention
+
+        abstention = summarize_abstention(results)
+        console.print_json(json.dumps({"run": row.id, "config": row.config, "summary": asdict(summary),
+                                       **({"abstention": asdict(abstention)} if abstention else {})}))
         return
     console.print(summary_table(f"{row.id} · {row.task} · {row.strategy} · {row.model}", summary))
+    if (abstaining := abstention_table(results)) is not None:
+        console.print(abstaining)
     if problems:
         table = Table(show_header=True, header_style="bold")
         for column in ("problem", "gold", "answer", "correct", "confidence", "tokens", "error"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ponder.abstention import AbstentionSummary, summarize_abstention
 from ponder.metrics import Summary
 from ponder.report.stats import mean_across_repeats
 from ponder.runner import Progress as RunProgress
@@ -82,6 +84,36 @@ def summary_table(title: str, summary: Summary) -> Table:
     table.add_row("prompt tokens / problem", f"{summary.mean_prompt_tokens:,.1f}")
     table.add_row("completion tokens / problem", f"{summary.mean_completion_tokens:,.1f}")
     table.add_row("latency / problem", f"{summary.mean_latency_s:.2f} s")
+    return table
+
+
+def abstention_table(results: Sequence[ProblemRecord]) -> Table | None:
+    """Abstention metrics of a run, or None when it has no unanswerable problems and no abstentions."""
+    summary = summarize_abstention(results)
+    return abstention_summary_table(summary) if summary is not None else None
+
+
+def abstention_summary_table(summary: AbstentionSummary) -> Table:
+    """The metrics of ``ponder.abstention``: precision of given answers, abstention rate, ReliableMath's scores."""
+
+    def rate(value: float | None) -> str:
+        return f"{value:.3f}" if value is not None else "–"
+
+    table = Table(title="abstention", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("answerable / unanswerable", f"{summary.answerable} / {summary.unanswerable}")
+    table.add_row("answered / abstained", f"{summary.answered} / {summary.abstained}")
+    table.add_row("precision of given answers", rate(summary.precision))
+    table.add_row("abstention rate", rate(summary.abstention_rate))
+    if summary.answerable:
+        table.add_row("answerable: right / abstained", f"{rate(summary.success_answerable)} / "
+                      f"{rate(summary.refusal_answerable)}")
+    if summary.unanswerable:
+        table.add_row("unanswerable: abstained", rate(summary.success_unanswerable))
+    if summary.reliability is not None:
+        table.add_row("reliability (ReliableMath precision)", rate(summary.reliability))
+        table.add_row("prudence (ReliableMath)", rate(summary.prudence))
     return table
 
 

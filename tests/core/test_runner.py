@@ -101,10 +101,12 @@ async def test_replay_runs_are_seeded_repeats_of_one_group(store: Store, tmp_pat
         return _config(model=parse_model_spec("fake"), replay=bank_path, replay_seed=seed, sampling=bank.sampling,
                        params={"n": 3}, limit=None, store_traces=False)
 
-    a, b, a_again = [await run_eval(config(s), store) for s in (0, 1, 0)]
+    configs = [config(s) for s in (0, 1, 0)]
+    a, b, a_again = [await run_eval(c, store) for c in configs]  # run_eval fills in the parameters' defaults
     assert a.run_id != b.run_id and a.run_id == a_again.run_id and a_again.resumed
-    assert config(0).group() == config(1).group()
-    assert {r.id: r.config["group"] for r in store.runs()} == {a.run_id: config(0).group(), b.run_id: config(0).group()}
+    assert configs[0].group() == configs[1].group()
+    assert {r.id: r.config["group"] for r in store.runs()} == {a.run_id: configs[0].group(),
+                                                                 b.run_id: configs[0].group()}
     results = {run: store.results(run) for run in (a.run_id, b.run_id)}
     assert all(len(rows) == 20 for rows in results.values())
     assert store.traces(a.run_id) == []  # replayed traces live in the bank

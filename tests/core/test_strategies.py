@@ -27,10 +27,10 @@ def test_unknown_strategy_suggests_close_names() -> None:
 
 def test_params_are_coerced_and_checked() -> None:
     sc = get_strategy("self-consistency")
-    assert coerce_params(sc, {"n": "8"}) == {"n": 8}
+    assert coerce_params(sc, {"n": "8"}) == {"n": 8, "prompt": "none", "abstain_below": 0.0}
     with pytest.raises(ConfigError, match="'n' must be int"):
         coerce_params(sc, {"n": "eight"})
-    with pytest.raises(ConfigError, match="no parameter 'm'; accepted: n"):
+    with pytest.raises(ConfigError, match="no parameter 'm'; accepted: n, prompt, abstain_below"):
         coerce_params(sc, {"m": 3})
     cot = get_strategy("cot")
     assert coerce_params(cot, {"greedy": "false"}) == {"greedy": False}

@@ -12,6 +12,7 @@ from tests.fakes.openai_server import FakeOpenAIServer, Fault, count_prompt_toke
 from tests.server.conftest import Proxy, run_proxy
 
 MESSAGES = [{"role": "user", "content": "What is 2 + 2?"}]
+DEFAULTS = {"prompt": "none", "abstain_below": 0.0}  # self-consistency's other parameters, filled in
 REPLY = "Let me add: 2 + 2 = 4. The answer is \\boxed{4}."
 
 
@@ -26,7 +27,7 @@ def test_strategy_from_the_body(upstream: FakeOpenAIServer, proxy: Proxy) -> Non
     assert reply.choices[0].message.content == REPLY  # the winning trace's full text
     assert reply.choices[0].finish_reason == "stop"
     ponder = reply.to_dict()["ponder"]
-    assert ponder["strategy"] == "self-consistency" and ponder["params"] == {"n": 5}
+    assert ponder["strategy"] == "self-consistency" and ponder["params"] == {"n": 5, **DEFAULTS}
     assert ponder["answer"] == "4" and ponder["votes"] == {"4": 5} and ponder["confidence"] == 1.0
     assert ponder["traces"] == 5 and ponder["cancelled"] == 0
     sent = upstream.requests[-1]
@@ -43,7 +44,7 @@ def test_strategy_from_the_model_prefix_with_sampling_and_extras(upstream: FakeO
         extra_body={"top_k": 20, "chat_template_kwargs": {"enable_thinking": True}},
     )
     assert reply.model == "ponder:self-consistency:n=3/fake-model"
-    assert reply.to_dict()["ponder"]["params"] == {"n": 3}
+    assert reply.to_dict()["ponder"]["params"] == {"n": 3, **DEFAULTS}
     sent = upstream.requests[-1]
     assert (sent["model"], sent["n"], sent["temperature"], sent["max_tokens"]) == ("fake-model", 3, 0.6, 64)
     assert sent["top_k"] == 20 and sent["chat_template_kwargs"] == {"enable_thinking": True}
@@ -61,7 +62,7 @@ def test_body_params_apply_to_the_prefix_strategy(upstream: FakeOpenAIServer, pr
 def test_default_strategy_and_explicit_passthrough(upstream: FakeOpenAIServer) -> None:
     with run_proxy(upstream, default_strategy="self-consistency") as proxy:
         reply = client(proxy).chat.completions.create(model="m", messages=MESSAGES, extra_body={"ponder": {"n": 2}})  # type: ignore[arg-type]
-        assert reply.to_dict()["ponder"]["params"] == {"n": 2}
+        assert reply.to_dict()["ponder"]["params"] == {"n": 2, **DEFAULTS}
         plain = client(proxy).chat.completions.create(model="ponder:none/m", messages=MESSAGES)  # type: ignore[arg-type]
         assert "ponder" not in plain.to_dict() and upstream.requests[-1].get("n") is None
 
@@ -98,7 +99,7 @@ def test_requests_are_logged_to_the_store(upstream: FakeOpenAIServer, tmp_path: 
         assert set(runs) == {"self-consistency", "passthrough"}
         run = runs["self-consistency"]
         assert run.id.startswith("serve-self-consistency-") and run.task == "serve"
-        assert run.config["params"] == {"n": 3}
+        assert run.config["params"] == {"n": 3, **DEFAULTS}
         (record,) = store.results(run.id)
         assert record.problem_id == reply.id and record.answer == "4" and record.traces == 3
         assert record.completion_tokens == 3 * len(tokenize(REPLY))

@@ -10,7 +10,8 @@ from ponder.tasks import get_task, list_tasks, load_task
 
 def test_list_tasks() -> None:
     tasks = {t.name: t for t in list_tasks()}
-    for name in ["gsm8k", "math500", "aime24", "amc23", "add1", "apples", "larger", "add21", "gym:<dataset>"]:
+    for name in ["gsm8k", "math500", "aime24", "amc23", "add1", "apples", "larger", "add21", "gsm8k-abstain",
+                 "add1-abstain", "gym:<dataset>"]:
         assert name in tasks
         assert tasks[name].description and "\n" not in tasks[name].description
         assert tasks[name].max_tokens > 0
@@ -25,7 +26,8 @@ def test_unknown_task_lists_known_names() -> None:
         load_task("gsm9k")
     message = str(info.value)
     assert message.startswith("unknown task 'gsm9k'; did you mean gsm8k?")
-    assert "known tasks: gsm8k, math500, aime24, amc23, add1, apples, larger, add21, " in message
+    assert "known tasks: gsm8k, math500, aime24, amc23, gsm8k-abstain, add1, apples, larger, add21, add1-abstain, " \
+        in message
     assert message.endswith(", gym:<dataset>")
     assert "\n" not in message
     with pytest.raises(TaskError, match=r"^unknown task 'nothing-like-it'; known tasks: "):

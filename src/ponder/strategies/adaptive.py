@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from math import comb
 
+from ponder.abstention import abstain_below as withhold
+from ponder.abstention import check_abstain_below
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
+from ponder.prompts import PromptName, apply_prompt
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Problem, Result, Trace
@@ -26,7 +29,8 @@ def leader_probability(leader: int, second: int) -> float:
 
 @strategy("adaptive-consistency")
 async def adaptive_consistency(
-    problem: Problem, ctx: Ctx, max_n: int = 40, batch: int = 4, threshold: float = 0.95
+    problem: Problem, ctx: Ctx, max_n: int = 40, batch: int = 4, threshold: float = 0.95, prompt: PromptName = "none",
+    abstain_below: float = 0.0,
 ) -> Result:
     """Adaptive-Consistency (Aggarwal et al., 2023): sample in batches until the majority is settled.
 
@@ -37,18 +41,23 @@ async def adaptive_consistency(
     ``v1`` and ``v2`` the counts of the two most common equivalent answers, the Beta stopping rule computes
     ``P(p1 > p2)`` under ``Beta(v1 + 1, v2 + 1)`` exactly; sampling stops when it exceeds ``threshold`` (paper:
     0.95) or ``max_n`` samples (paper: 40) are drawn. The answer is the majority; the confidence its vote share.
+
+    ``prompt`` adds a reasoning prompt from ``ponder.prompts`` to every sample; ``abstain_below`` withholds the
+    answer (``unanswerable``) when its final vote share is below it (0 never abstains).
     """
     if max_n < 1 or batch < 1:
         raise ConfigError(f"adaptive-consistency needs max_n >= 1 and batch >= 1, got {max_n} and {batch}")
     if not 0 < threshold < 1:
         raise ConfigError(f"adaptive-consistency threshold is a probability in (0, 1), got {threshold}")
+    check_abstain_below("adaptive-consistency", abstain_below)
+    messages = apply_prompt(problem.messages, prompt)
     traces: list[Trace] = []
     probability = 0.0
     stopped_by = "max_n"
     result = await vote([], ctx.equivalent)
     while len(traces) < max_n:
         try:
-            traces += await ctx.sample(n=min(batch, max_n - len(traces)))
+            traces += await ctx.sample(messages, n=min(batch, max_n - len(traces)))
         except BudgetExceeded:
             if not traces:
                 raise
@@ -61,4 +70,4 @@ async def adaptive_consistency(
             stopped_by = "threshold"
             break
     info = {"samples": len(traces), "leader_probability": round(probability, 6), "stopped_by": stopped_by}
-    return result.result(traces, info)
+    return withhold(result.result(traces, info), abstain_below)

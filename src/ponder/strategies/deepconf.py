@@ -9,11 +9,14 @@ from typing import Literal
 import numpy as np
 
 from ponder import confidence as conf
+from ponder.abstention import abstain_below as withhold
+from ponder.abstention import check_abstain_below
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
+from ponder.prompts import PromptName, apply_prompt
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import Vote, vote
-from ponder.types import Problem, Result, Trace
+from ponder.types import Message, Problem, Result, Trace
 
 
 @strategy("deepconf")
@@ -28,6 +31,8 @@ async def deepconf(
     warmup: int = 16,
     tau: float = 0.95,
     batch: int = 8,
+    prompt: PromptName = "none",
+    abstain_below: float = 0.0,
 ) -> Result:
     """DeepConf (Fu et al., 2025): vote with the most confident traces; online mode stops the others early.
 
@@ -55,6 +60,9 @@ async def deepconf(
     only the voters would end a run as soon as the two warm-up traces kept at ``eta=10`` agree. Otherwise
     sampling stops when ``n`` traces (warm-up included) have been launched. The answer is the weighted vote of
     the voters. The paper's budget is 512 traces; ``n=64`` keeps the default affordable.
+
+    ``prompt`` adds a reasoning prompt from ``ponder.prompts`` to every trace; ``abstain_below`` withholds the
+    answer (``unanswerable``) when the winner's confidence-weighted vote share is below it (0 never abstains).
     """
     ctx.require_logprobs("deepconf", top_k=measure not in ("neg_perplexity", "answer"))
     conf.check_measure(measure)
@@ -64,15 +72,17 @@ async def deepconf(
         raise ConfigError(f"deepconf eta is a percentage in (0, 100], got {eta}")
     if window < 1:
         raise ConfigError(f"deepconf window must be at least 1 token, got {window}")
+    check_abstain_below("deepconf", abstain_below)
+    messages = apply_prompt(problem.messages, prompt)
     if mode == "offline":
-        return await _offline(ctx, n, eta, measure, window)
+        return withhold(await _offline(ctx, messages, n, eta, measure, window), abstain_below)
     if measure != "lowest_group":
         raise ConfigError("deepconf mode=online stops traces by their group confidence: use measure=lowest_group")
     if warmup < 1 or batch < 1:
         raise ConfigError("deepconf needs warmup >= 1 and batch >= 1")
     if not 0 < tau <= 1:
         raise ConfigError(f"deepconf tau is a vote share in (0, 1], got {tau}")
-    return await _online(ctx, n, eta, window, warmup, tau, batch)
+    return withhold(await _online(ctx, messages, n, eta, window, warmup, tau, batch), abstain_below)
 
 
 def _finite(value: float) -> float | None:
@@ -86,8 +96,8 @@ async def _weighted_vote(ctx: Ctx, voters: list[Trace], measure: str, window: in
     return await vote([t.answer for t in answered], ctx.equivalent, weights)
 
 
-async def _offline(ctx: Ctx, n: int, eta: float, measure: str, window: int) -> Result:
-    traces = await ctx.sample(n=n)
+async def _offline(ctx: Ctx, messages: list[Message], n: int, eta: float, measure: str, window: int) -> Result:
+    traces = await ctx.sample(messages, n=n)
     scores = [conf.measure(t, measure, window=window) for t in traces]
     # The reference filters among the traces that have an answer, by a percentile bar (ties at the bar stay).
     answered = [i for i, t in enumerate(traces) if t.answer is not None and math.isfinite(scores[i])]
@@ -107,9 +117,9 @@ async def _offline(ctx: Ctx, n: int, eta: float, measure: str, window: int) -> R
     )
 
 
-async def _stream_one(ctx: Ctx, threshold: float, window: int) -> Trace:
+async def _stream_one(ctx: Ctx, messages: list[Message], threshold: float, window: int) -> Trace:
     monitor = conf.GroupMonitor(window)
-    async with ctx.stream() as stream:
+    async with ctx.stream(messages) as stream:
         async for delta in stream:
             if any((group := monitor.push(tok.top)) is not None and group < threshold for tok in delta.tokens):
                 await stream.cancel()
@@ -117,9 +127,10 @@ async def _stream_one(ctx: Ctx, threshold: float, window: int) -> Trace:
     return stream.trace
 
 
-async def _online(ctx: Ctx, n: int, eta: float, window: int, warmup: int, tau: float, batch: int) -> Result:
+async def _online(ctx: Ctx, messages: list[Message], n: int, eta: float, window: int, warmup: int, tau: float,
+                  batch: int) -> Result:
     measure = "lowest_group"
-    warm = await ctx.sample(n=min(warmup, n))
+    warm = await ctx.sample(messages, n=min(warmup, n))
     warm_scores = [conf.lowest_group_confidence(t, window) for t in warm]
     finite = [s for s in warm_scores if math.isfinite(s)]
     threshold = float(np.percentile(finite, 100.0 - eta)) if finite else -math.inf
@@ -139,11 +150,11 @@ async def _online(ctx: Ctx, n: int, eta: float, window: int, warmup: int, tau: f
         size = min(batch, n - len(traces))
         if streaming:
             outcomes = await asyncio.gather(
-                *(_stream_one(ctx, threshold, window) for _ in range(size)), return_exceptions=True
+                *(_stream_one(ctx, messages, threshold, window) for _ in range(size)), return_exceptions=True
             )
         else:  # no streaming: nothing can be stopped early, but the bar still filters the vote
             try:
-                outcomes = list(await ctx.sample(n=size))
+                outcomes = list(await ctx.sample(messages, n=size))
             except BudgetExceeded as exc:
                 outcomes = [exc]
         budget_hit = False

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from ponder.abstention import abstain_below as withhold
+from ponder.abstention import check_abstain_below
 from ponder.context import Ctx
 from ponder.errors import ConfigError
+from ponder.prompts import PromptName, apply_prompt
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Problem, Result
 
 
 @strategy("self-consistency")
-async def self_consistency(problem: Problem, ctx: Ctx, n: int = 16) -> Result:
+async def self_consistency(
+    problem: Problem, ctx: Ctx, n: int = 16, prompt: PromptName = "none", abstain_below: float = 0.0
+) -> Result:
     """Self-consistency (Wang et al., 2023): N sampled chains of thought, majority vote over equivalent answers.
 
     Answers are grouped by mathematical equivalence (not string equality); the confidence is the winner's
     vote share over all N samples, unanswered ones included; ties go to the answer sampled first.
+
+    ``prompt`` adds a reasoning prompt from ``ponder.prompts`` to every sample (``zero-shot-cot``,
+    ``plan-and-solve``: the paper's method on another prompt); ``abstain_below`` withholds the answer, answering
+    ``unanswerable``, when the vote share is below it (``ponder.abstention``; 0 never abstains).
     """
     if n < 1:
         raise ConfigError(f"self-consistency needs n >= 1, got {n}")
-    traces = await ctx.sample(n=n)
+    check_abstain_below("self-consistency", abstain_below)
+    traces = await ctx.sample(apply_prompt(problem.messages, prompt), n=n)
     result = await vote([t.answer for t in traces], ctx.equivalent)
-    return result.result(traces)
+    return withhold(result.result(traces), abstain_below)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ponder.backends.base import Backend, StreamEnd
 from ponder.errors import BudgetExceeded, CapabilityError
@@ -47,6 +47,27 @@ class Call:
     traces: list[Trace] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Gathered(Generic[T]):
+    """What ``Ctx.gather`` returns: each job's result in job order, and which jobs the token budget stopped."""
+
+    results: list[T | None]  # None where the budget stopped the job (a job may also return None itself)
+    budget_stopped: list[bool]
+
+    @property
+    def done(self) -> list[T]:
+        """The results of the jobs that finished, in job order."""
+        return [r for r, stopped in zip(self.results, self.budget_stopped, strict=True) if not stopped]  # type: ignore[misc]
+
+    @property
+    def stopped(self) -> int:
+        """How many jobs the token budget stopped."""
+        return sum(self.budget_stopped)
 
 
 class Slots:
@@ -144,6 +165,19 @@ class Ctx:
             _AUX.reset(token)
 
     # ---- requests -------------------------------------------------------------------------------
+
+    @staticmethod
+    async def gather(*jobs: Awaitable[T]) -> Gathered[T]:
+        """Run jobs together and let every one finish, so each token drawn is counted, before anything is
+        raised. Jobs the token budget stopped (``BudgetExceeded``) come back as None; any other error is raised
+        once all are done (the first in job order)."""
+        outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, BudgetExceeded):
+                raise outcome
+        stopped = [isinstance(o, BaseException) for o in outcomes]
+        return Gathered([None if s else o for o, s in zip(outcomes, stopped, strict=True)],  # type: ignore[misc]
+                        stopped)
 
     @staticmethod
     @contextlib.contextmanager

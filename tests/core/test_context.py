@@ -167,3 +167,25 @@ async def test_reasoning_is_kept_apart() -> None:
     ctx = Ctx(FakeBackend([Scripted("The answer is 7.", reasoning="3 plus 4 is 7")]), make_problem())
     (trace,) = await ctx.sample()
     assert trace.reasoning == "3 plus 4 is 7" and trace.answer == "7"
+
+
+async def test_gather_lets_every_job_finish_and_returns_budget_stops_as_none() -> None:
+    finished: list[int] = []
+
+    async def job(i: int) -> int:
+        await asyncio.sleep(0.01 * i)
+        if i == 1:
+            raise BudgetExceeded("spent")
+        finished.append(i)
+        return i
+
+    gathered = await Ctx.gather(*(job(i) for i in range(4)))
+    assert gathered.results == [0, None, 2, 3] and gathered.done == [0, 2, 3] and gathered.stopped == 1
+
+    async def broken() -> int:
+        raise ValueError("boom")
+
+    finished.clear()
+    with pytest.raises(ValueError, match="boom"):
+        await Ctx.gather(broken(), job(3))
+    assert finished == [3]  # the other job ran to its end before the error surfaced

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Literal
 
@@ -149,21 +148,14 @@ async def _online(ctx: Ctx, messages: list[Message], n: int, eta: float, window:
             break
         size = min(batch, n - len(traces))
         if streaming:
-            outcomes = await asyncio.gather(
-                *(_stream_one(ctx, messages, threshold, window) for _ in range(size)), return_exceptions=True
-            )
+            gathered = await ctx.gather(*(_stream_one(ctx, messages, threshold, window) for _ in range(size)))
+            outcomes, budget_hit = gathered.done, gathered.stopped > 0
         else:  # no streaming: nothing can be stopped early, but the bar still filters the vote
             try:
-                outcomes = list(await ctx.sample(messages, n=size))
-            except BudgetExceeded as exc:
-                outcomes = [exc]
-        budget_hit = False
+                outcomes, budget_hit = list(await ctx.sample(messages, n=size)), False
+            except BudgetExceeded:
+                outcomes, budget_hit = [], True
         for outcome in outcomes:
-            if isinstance(outcome, BudgetExceeded):
-                budget_hit = True
-                continue
-            if isinstance(outcome, BaseException):
-                raise outcome
             traces.append(outcome)
             if outcome.cancelled:
                 cancelled += 1

@@ -198,14 +198,7 @@ async def deepprune(
         return result.result(traces, {"streaming": False, "launched": n, "pruned": 0})
 
     clustering = _Clustering(problem, ctx, min_tokens, stable, judge, threshold)
-    outcomes = await asyncio.gather(*(_run(clustering, every) for _ in range(n)), return_exceptions=True)
-    items: list[_Trace] = []
-    for outcome in outcomes:
-        if isinstance(outcome, BudgetExceeded):
-            continue  # never started: the token budget was spent
-        if isinstance(outcome, BaseException):
-            raise outcome
-        items.append(outcome)
+    items = (await ctx.gather(*(_run(clustering, every) for _ in range(n)))).done  # budget-stopped never started
     if not items:
         raise BudgetExceeded(f"token budget spent before deepprune could start a trace on problem {problem.id}")
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from ponder.context import Ctx
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.errors import ConfigError
 from ponder.judge import YES_NO_INSTRUCTION, Judgement, judge_yes
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
@@ -89,18 +89,11 @@ async def judge(
     traces = await ctx.sample(n=n)
     unique = list(dict.fromkeys(t.text for t in traces if t.answer is not None))
     verification_start = len(ctx.calls)
-    outcomes = await asyncio.gather(*(verify(ctx, problem, text, rationales) for text in unique),
-                                    return_exceptions=True)
+    outcomes = await ctx.gather(*(verify(ctx, problem, text, rationales) for text in unique))
     not_answers(ctx, verification_start)
-    verdicts: dict[str, list[Judgement]] = {}
-    unjudged = 0
-    for text, outcome in zip(unique, outcomes, strict=True):
-        if isinstance(outcome, BudgetExceeded):
-            unjudged += 1  # the problem's budget ran out: this solution keeps no score
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
-            verdicts[text] = outcome
+    # a solution the budget left unjudged keeps no score
+    verdicts = {text: v for text, v in zip(unique, outcomes.results, strict=True) if v is not None}
+    unjudged = outcomes.stopped
     scores: list[float | None] = []
     for trace in traces:
         found = verdicts.get(trace.text) if trace.answer is not None else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
@@ -141,11 +140,7 @@ async def _prompted(
 async def finished_chains(chains: list[Coroutine[Any, Any, T]]) -> list[T]:
     """Run independent chains (coroutines) together; those stopped by the token budget are dropped, and when every
     chain was stopped the budget error is raised. Other errors are raised as they are."""
-    outcomes = await asyncio.gather(*chains, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, BudgetExceeded):
-            raise outcome
-    done: list[T] = [o for o in outcomes if not isinstance(o, BaseException)]
-    if not done and outcomes:
-        raise next(o for o in outcomes if isinstance(o, BudgetExceeded))
-    return done
+    outcomes = await Ctx.gather(*chains)
+    if chains and not outcomes.done:
+        raise BudgetExceeded("the token budget stopped every chain before it finished")
+    return outcomes.done

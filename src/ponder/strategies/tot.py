@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -302,12 +301,12 @@ class _Search:
 
 
 async def _all(jobs: Sequence[Awaitable[T]]) -> list[T]:
-    """Run jobs concurrently and let every one finish (so each token drawn is counted) before raising."""
-    results = await asyncio.gather(*jobs, return_exceptions=True)
-    for outcome in results:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return list(results)  # type: ignore[arg-type]
+    """Run jobs concurrently and let every one finish (so each token drawn is counted); a budget stop ends the
+    search (BudgetExceeded, which tot answers from what it has)."""
+    gathered = await Ctx.gather(*jobs)
+    if gathered.stopped:
+        raise BudgetExceeded("the token budget stopped the search")
+    return gathered.done
 
 
 @strategy("tot")

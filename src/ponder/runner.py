@@ -25,6 +25,7 @@ from ponder.agents import AgentPool, using_pool
 from ponder.backends import Backend, BackendSpec, FakeBackend
 from ponder.context import Ctx, Sampling, Slots
 from ponder.errors import BackendUnavailable, CapabilityError, ConfigError, PonderError
+from ponder.files import file_digest
 from ponder.store import ProblemRecord, Store
 from ponder.strategies import coerce_params, get_strategy
 from ponder.tasks import load_task
@@ -100,21 +101,11 @@ class EvalConfig:
 
 
 def _bank_digest(path: Path) -> str:
-    """The bank file's digest, as ``Bank.digest`` computes it (cached: identity() is called often)."""
+    """The bank file's digest, as ``Bank.digest`` has it."""
     try:
-        stat = path.stat()
+        return file_digest(path)
     except OSError as exc:
         raise ConfigError(f"--replay {path}: {exc.strerror}") from None
-    return _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 @dataclass

@@ -11,12 +11,12 @@ from typing import Literal
 
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
+from ponder.search.domain import SearchDomain, domain_of
 from ponder.search.scorers import make_scorer
 from ponder.search.scoring import StepScorer
 from ponder.search.steps import check_delimiter, expand, prefix_messages, solution_text
 from ponder.search.tree import Node, SearchTree
 from ponder.strategies.registry import strategy
-from ponder.tasks.game24 import Puzzle, check_expression, puzzle_of
 from ponder.types import Message, Problem, Result
 
 CRITIQUE = (
@@ -44,7 +44,7 @@ class _Search:
     problem: Problem
     ctx: Ctx
     scorer: StepScorer
-    puzzle: Puzzle | None
+    domain: SearchDomain | None  # an exactly checkable problem (e.g. Game of 24): its verifier is the reward
     k: int
     exploration: float
     expansion: str
@@ -153,8 +153,8 @@ class _Search:
 
     async def _reward(self, node: Node, answer: str | None, steps: list[str], rollout: bool = False) -> float:
         """A finished solution's reward: the exact verdict for a puzzle, else the scorer's score."""
-        if self.puzzle is not None:
-            ok = check_expression(answer, self.puzzle.numbers, self.puzzle.target)
+        if self.domain is not None:
+            ok = self.domain.verify(answer)
             reward, verified = (1.0 if ok else 0.0), ok
         else:
             with self._not_answers():
@@ -255,7 +255,7 @@ async def mcts(
     if token_budget < 0:
         raise ConfigError(f"mcts parameter 'token_budget' must be >= 0 (0: no limit), got {token_budget}")
     delimiter = check_delimiter(delimiter.replace("\\n", "\n").replace("\\t", "\t"))  # as typed on a command line
-    run = _Search(problem, ctx, make_scorer(scorer), puzzle_of(problem), k, exploration, expansion, evaluation,
+    run = _Search(problem, ctx, make_scorer(scorer), domain_of(problem), k, exploration, expansion, evaluation,
                   max_depth, delimiter, step_tokens, rollout_tokens)
     start = ctx.usage.completion_tokens
     done, stopped = 0, ""
@@ -280,13 +280,13 @@ async def mcts(
         run.tree.select(chosen)
     info: dict[str, object] = {
         "iterations": done, "expansion": expansion, "evaluation": evaluation,
-        "scorer": "exact verifier" if run.puzzle is not None else run.scorer.name,
+        "scorer": "exact verifier" if run.domain is not None else run.scorer.name,
         "outcomes": [{"answer": o.answer, "reward": round(o.reward, 4), "node": o.node} for o in run.outcomes],
         "tree": run.tree.to_json(),
     }
     if stopped:
         info["budget_stop"] = stopped
-    if run.puzzle is not None:
+    if run.domain is not None:
         # The task's exact checker was the reward: reports must not rank this beside unverified strategies.
         info["exact_reward"] = True
     if answer is None:

@@ -5,110 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
+from ponder.search.domain import SearchDomain, domain_of
 from ponder.search.steps import expand, solution_text
 from ponder.search.tree import Node, SearchTree
 from ponder.strategies.registry import strategy
-from ponder.tasks.game24 import Puzzle, State, apply_step, puzzle_of
 from ponder.types import Message, Problem, Result, Trace
 
 VALUE_MAP = {"sure": 20.0, "likely": 1.0, "impossible": 0.001}
 """The paper's value of each verdict; a state's value is the sum over its value samples."""
 _VERDICT = re.compile(r"\b(sure|likely|impossible)\b", re.IGNORECASE)
 GENERIC_DEPTH = 5
-
-# The propose and value prompts of the ToT paper (princeton-nlp/tree-of-thought-llm, prompts/game24.py).
-GAME24_PROPOSE = """Input: 2 8 8 14
-Possible next steps:
-2 + 8 = 10 (left: 8 10 14)
-8 / 2 = 4 (left: 4 8 14)
-14 + 2 = 16 (left: 8 8 16)
-2 * 8 = 16 (left: 8 14 16)
-8 - 2 = 6 (left: 6 8 14)
-14 - 8 = 6 (left: 2 6 8)
-14 /  2 = 7 (left: 7 8 8)
-14 - 2 = 12 (left: 8 8 12)
-Input: {input}
-Possible next steps:
-"""
-
-GAME24_VALUE = """Evaluate if given numbers can reach 24 (sure/likely/impossible)
-10 14
-10 + 14 = 24
-sure
-11 12
-11 + 12 = 23
-12 - 11 = 1
-11 * 12 = 132
-11 / 12 = 0.91
-impossible
-4 4 10
-4 + 4 + 10 = 8 + 10 = 18
-4 * 10 - 4 = 40 - 4 = 36
-(10 - 4) * 4 = 6 * 4 = 24
-sure
-4 9 11
-9 + 11 + 4 = 20 + 4 = 24
-sure
-5 7 8
-5 + 7 + 8 = 12 + 8 = 20
-(8 - 5) * 7 = 3 * 7 = 21
-I cannot obtain 24 now, but numbers are within a reasonable range
-likely
-5 6 6
-5 + 6 + 6 = 17
-(6 - 5) * 6 = 1 * 6 = 6
-I cannot obtain 24 now, but numbers are within a reasonable range
-likely
-10 10 11
-10 + 10 + 11 = 31
-(11 - 10) * 10 = 10
-10 10 10 are all too big
-impossible
-1 3 3
-1 * 3 * 3 = 9
-(1 + 3) * 3 = 12
-1 3 3 are all too small
-impossible
-{input}
-"""
-
-# The same prompts for any target (countdown): the target is part of each input.
-COUNTDOWN_PROPOSE = GAME24_PROPOSE.replace("Input: 2 8 8 14\n", "Input: 2 8 8 14 (target: 24)\n")
-
-COUNTDOWN_VALUE = """Evaluate if given numbers can reach the target (sure/likely/impossible)
-10 14 (target: 24)
-10 + 14 = 24
-sure
-11 12 (target: 24)
-11 + 12 = 23
-12 - 11 = 1
-11 * 12 = 132
-11 / 12 = 0.91
-impossible
-3 9 (target: 27)
-3 * 9 = 27
-sure
-4 4 10 (target: 24)
-4 + 4 + 10 = 8 + 10 = 18
-4 * 10 - 4 = 40 - 4 = 36
-(10 - 4) * 4 = 6 * 4 = 24
-sure
-5 7 8 (target: 24)
-5 + 7 + 8 = 12 + 8 = 20
-(8 - 5) * 7 = 3 * 7 = 21
-I cannot obtain 24 now, but numbers are within a reasonable range
-likely
-2 5 (target: 40)
-2 * 5 = 10
-5 - 2 = 3
-2 5 are too small
-impossible
-{input}
-"""
 
 GENERIC_VALUE = """Evaluate whether the partial solution below is on track to solve the problem correctly \
 (sure/likely/impossible).
@@ -142,7 +52,7 @@ def read_value(texts: Sequence[str]) -> float:
 class _Search:
     problem: Problem
     ctx: Ctx
-    puzzle: Puzzle | None
+    domain: SearchDomain | None
     breadth: int
     n_evaluate: int
     n_propose: int
@@ -153,7 +63,7 @@ class _Search:
     step_tokens: int
     prefill: bool = False
     tree: SearchTree = field(default_factory=lambda: SearchTree("tot"))
-    states: dict[int, State] = field(default_factory=dict)
+    states: dict[int, Any] = field(default_factory=dict)
     value_cache: dict[str, float] = field(default_factory=dict)
     solution: Node | None = None
     rejected: int = 0
@@ -176,7 +86,7 @@ class _Search:
 
     async def expand(self, node: Node) -> list[Node]:
         """The node's valid children (thoughts); a verified solution ends the search."""
-        children = await (self._propose(node) if self.puzzle else self._sample_steps(node))
+        children = await (self._propose(node) if self.domain else self._sample_steps(node))
         for child in children:
             if child.terminal and child.meta.get("solved"):
                 self.solution = self.solution or child
@@ -184,36 +94,34 @@ class _Search:
 
     async def _propose(self, node: Node) -> list[Node]:
         """One propose call lists possible next steps; the exact verifier keeps the valid, new ones."""
-        assert self.puzzle is not None
+        domain = self.domain
+        assert domain is not None
         state = self.states[node.id]
-        template = GAME24_PROPOSE if self.puzzle.is_24 else COUNTDOWN_PROPOSE
-        messages = self._messages("List the possible next steps.", template.format(input=self.puzzle.input_line(state)))
+        messages = self._messages("List the possible next steps.", domain.propose_prompt(state))
         traces = await self._sample(messages, self.n_propose, max_tokens=self.propose_tokens)
         node.tokens += sum(t.completion_tokens for t in traces)
         children, seen = [], set()
-        for line in (line.strip() for t in traces for line in t.text.splitlines()):
-            if "=" not in line:
-                continue
-            applied = apply_step(state, line)
+        for line in (line for t in traces for line in domain.proposals(t.text)):
+            applied = domain.step(state, line)
             if applied is None:
                 self.rejected += 1
                 self.tree.add(node, line[:120], pruned=True, meta={"rejected": "invalid step"})
                 continue
             new, text = applied
-            if new.key() in seen:
+            if domain.key(new) in seen:
                 self.duplicates += 1
                 continue
-            seen.add(new.key())
-            child = self.tree.add(node, text, meta={"left": new.left})
+            seen.add(domain.key(new))
+            child = self.tree.add(node, text, meta={"left": domain.show(new)})
             self.states[child.id] = new
-            if new.done:
+            if domain.finished(new):
                 child.terminal = True
-                solved = self.puzzle.solved(new)
+                solved = domain.solved(new)
                 child.meta["solved"] = solved
                 child.value = 1.0 if solved else 0.0
                 child.pruned = not solved
                 if solved:
-                    child.answer = new.expression()
+                    child.answer = domain.answer(new)
             children.append(child)
         return children
 
@@ -236,9 +144,8 @@ class _Search:
 
     async def evaluate(self, node: Node) -> None:
         """The value of a state: ``n_evaluate`` verdicts summed (cached by prompt, as in the paper)."""
-        if self.puzzle is not None:
-            template = GAME24_VALUE if self.puzzle.is_24 else COUNTDOWN_VALUE
-            prompt = template.format(input=self.puzzle.input_line(self.states[node.id]))
+        if self.domain is not None:
+            prompt = self.domain.value_prompt(self.states[node.id])
             messages = self._messages("Evaluate if the given numbers can reach the target.", prompt)
         else:
             solution = solution_text(self.tree.steps(node))
@@ -294,7 +201,7 @@ class _Search:
     def best(self) -> Node | None:
         if self.solution is not None:
             return self.solution
-        if self.puzzle is not None:
+        if self.domain is not None:
             return None  # without a verified solution there is no answer to give
         finished = [n for n in self.tree.nodes if n.terminal and n.answer is not None]
         return max(finished, key=lambda n: n.value or 0.0) if finished else None
@@ -362,14 +269,14 @@ async def tot(
             raise ConfigError(f"tot parameter {name!r} must be >= 1, got {value}")
     if depth < 0:
         raise ConfigError(f"tot parameter 'depth' must be >= 0 (0: the puzzle's number of steps), got {depth}")
-    puzzle = puzzle_of(problem)
+    domain = domain_of(problem)
     if depth == 0:
-        depth = len(puzzle.numbers) - 1 if puzzle else GENERIC_DEPTH
-    run = _Search(problem, ctx, puzzle, breadth, n_evaluate, n_propose, k, depth, propose_tokens, value_tokens,
+        depth = domain.steps_needed() if domain else GENERIC_DEPTH
+    run = _Search(problem, ctx, domain, breadth, n_evaluate, n_propose, k, depth, propose_tokens, value_tokens,
                   step_tokens, prefill)
-    if puzzle is not None:
-        run.states[0] = State.start(puzzle.numbers)
-        run.tree.root.meta["left"] = run.states[0].left
+    if domain is not None:
+        run.states[0] = domain.start()
+        run.tree.root.meta["left"] = domain.show(run.states[0])
     stopped = None
     try:
         if search == "bfs":
@@ -382,7 +289,7 @@ async def tot(
     if best is not None:
         run.tree.select(best)
     info: dict[str, object] = {
-        "search": search, "depth": depth, "mode": "puzzle" if puzzle else "steps",
+        "search": search, "depth": depth, "mode": "puzzle" if domain else "steps",
         "states": len(run.tree.nodes) - 1 - run.rejected, "rejected_steps": run.rejected,
         "duplicates": run.duplicates, "value_calls": run.value_calls,
         "path": run.tree.steps(best) if best is not None else [],
@@ -390,12 +297,12 @@ async def tot(
     }
     if stopped:
         info["budget_stop"] = stopped
-    if puzzle is not None:
+    if domain is not None:
         # The task's exact checker steered the search: reports must not rank this beside unverified strategies.
         info["exact_reward"] = True
     if best is None or best.answer is None:
         return Result(answer=None, confidence=0.0, info=info)
     answer = best.answer
     # A puzzle's answer is verified exactly; otherwise the value, as a share of "sure" from every sample.
-    confidence = 1.0 if puzzle is not None else min((best.value or 0.0) / (VALUE_MAP["sure"] * n_evaluate), 1.0)
+    confidence = 1.0 if domain is not None else min((best.value or 0.0) / (VALUE_MAP["sure"] * n_evaluate), 1.0)
     return Result(answer=answer, confidence=confidence, votes={answer: 1.0}, info=info)

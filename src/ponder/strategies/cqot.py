@@ -9,7 +9,7 @@ from typing import Any, Literal
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.judge import YES_NO_INSTRUCTION, Judgement, judge_yes
-from ponder.strategies.genrm import judge_report, not_answers
+from ponder.strategies.genrm import judge_report
 from ponder.strategies.registry import strategy
 from ponder.strategies.revise_loop import MIN_CALL_TOKENS, Round, TokenCap, Verdict, revise
 from ponder.types import Message, Problem, Result, Trace
@@ -128,8 +128,8 @@ async def cqot(
     plan_messages = _with_request(problem, PLAN_REQUEST)
 
     async def draft() -> Trace:
-        (plan,) = await ctx.sample(plan_messages, n=1, max_tokens=cap.limit(max_tokens))
-        plan.answer, plan.aux = None, True  # a plan withholds the answer
+        with ctx.aux():  # a plan withholds the answer
+            (plan,) = await ctx.sample(plan_messages, n=1, max_tokens=cap.limit(max_tokens))
         return plan
 
     async def check(rounds: list[Round]) -> Verdict:
@@ -137,21 +137,19 @@ async def cqot(
         plan = rounds[-1].draft.text
         if assess == "joint":
             ask: list[Message] = [{"role": "user", "content": assessment_prompt(problem, plan)}]
-            (reply,) = await ctx.sample(ask, n=1, max_tokens=cap.limit(ASSESS_TOKENS),
-                                        temperature=CHECK_TEMPERATURE)
-            reply.answer, reply.aux = None, True
+            with ctx.aux():
+                (reply,) = await ctx.sample(ask, n=1, max_tokens=cap.limit(ASSESS_TOKENS),
+                                            temperature=CHECK_TEMPERATURE)
             answers = read_assessment(reply.text)
             passes = [a is True for a in answers]  # no verdict counts as No: the authors' "No when in doubt"
             score = sum(passes) / questions
         else:
             cap.need(questions * JUDGE_TOKENS)
-            start = len(ctx.calls)
-            found = await asyncio.gather(*(
+            found = await asyncio.gather(*(  # judge_yes marks its verdicts as helper samples
                 judge_yes(ctx, [{"role": "user", "content": f"Problem:\n{problem.question}\n\nReasoning steps:\n"
                                                             f"{plan}\n\nCritical question: {q} {YES_NO_INSTRUCTION}"}],
                           max_tokens=JUDGE_TOKENS)
                 for q in CRITICAL_QUESTIONS))
-            not_answers(ctx, start)
             judgements.extend(found)
             passes = [j.p_yes >= 0.5 for j in found]
             score = sum(j.p_yes for j in found) / questions
@@ -165,9 +163,9 @@ async def cqot(
         last = rounds[-1]
         assert last.verdict is not None
         failed = [q - 1 for q in last.verdict.detail["failed"]]
-        (plan,) = await ctx.sample(_with_request(problem, revise_request(last.draft.text, failed)), n=1,
-                                   max_tokens=cap.limit(max_tokens))
-        plan.answer, plan.aux = None, True
+        with ctx.aux():
+            (plan,) = await ctx.sample(_with_request(problem, revise_request(last.draft.text, failed)), n=1,
+                                       max_tokens=cap.limit(max_tokens))
         return plan
 
     loop = await revise(draft, check, improve, max_iters=max_iters, check_last=True)

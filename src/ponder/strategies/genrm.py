@@ -35,14 +35,6 @@ def judge_report(judgements: Sequence[Judgement]) -> dict[str, Any]:
     return report
 
 
-def not_answers(ctx: Ctx, since: int) -> None:
-    """The traces of ``ctx``'s calls from position ``since`` on are verdicts or rationales, not answers to the
-    problem: clear their extracted answers so per-trace metrics (maj@k, pass@k) do not count them."""
-    for call in ctx.calls[since:]:
-        for trace in call.traces:
-            trace.answer, trace.aux = None, True
-
-
 async def verify(ctx: Ctx, problem: Problem, solution: str, rationales: int) -> list[Judgement]:
     """GenRM verdicts on one solution: one direct P(Yes), or one per sampled verification rationale (GenRM-CoT)."""
     if rationales == 0:
@@ -88,9 +80,8 @@ async def judge(
                           f"got {rationales}")
     traces = await ctx.sample(n=n)
     unique = list(dict.fromkeys(t.text for t in traces if t.answer is not None))
-    verification_start = len(ctx.calls)
-    outcomes = await ctx.gather(*(verify(ctx, problem, text, rationales) for text in unique))
-    not_answers(ctx, verification_start)
+    with ctx.aux():  # verdicts and rationales are not answers to the problem
+        outcomes = await ctx.gather(*(verify(ctx, problem, text, rationales) for text in unique))
     # a solution the budget left unjudged keeps no score
     verdicts = {text: v for text, v in zip(unique, outcomes.results, strict=True) if v is not None}
     unjudged = outcomes.stopped

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,17 +55,6 @@ class _Search:
     outcomes: list[_Outcome] = field(default_factory=list)
     solved: _Outcome | None = None
 
-    @contextmanager
-    def _not_answers(self) -> Iterator[None]:
-        """Traces drawn inside are steps, critiques or verdicts, not answers to the problem."""
-        start = len(self.ctx.calls)
-        try:
-            yield
-        finally:
-            for call in self.ctx.calls[start:]:
-                for trace in call.traces:
-                    trace.answer, trace.aux = None, True
-
     # ---- the four phases ------------------------------------------------------------------------------------
 
     def select(self) -> Node:
@@ -88,7 +75,7 @@ class _Search:
     async def expand(self, node: Node) -> list[Node]:
         if self.expansion == "refine":
             return await (self._draft(node) if node is self.tree.root else self._refine(node))
-        with self._not_answers():
+        with self.ctx.aux():
             candidates = await expand(self.ctx, self.problem, self.tree.steps(node), self.k,
                                       delimiter=self.delimiter, max_step_tokens=self.step_tokens,
                                       max_depth=self.max_depth)
@@ -109,7 +96,7 @@ class _Search:
         """Self-refine: ``k`` critiques of the node's answer, then one rewrite per critique."""
         asked: list[Message] = [*self.problem.messages, {"role": "assistant", "content": node.step},
                                 {"role": "user", "content": CRITIQUE}]
-        with self._not_answers():
+        with self.ctx.aux():
             critiques = await self.ctx.sample(asked, n=self.k, max_tokens=self.rollout_tokens)
         rewrites = await asyncio.gather(*(
             self.ctx.sample([*asked, {"role": "assistant", "content": c.text},
@@ -132,7 +119,7 @@ class _Search:
         elif self.evaluation == "rollout":
             reward = await self._rollout(node, steps)
         else:
-            with self._not_answers():
+            with self.ctx.aux():
                 reward = await self.scorer.score(self.ctx, self.problem, steps)
         node.score = reward
         node.meta["eval_tokens"] = self.ctx.usage.completion_tokens - before
@@ -157,7 +144,7 @@ class _Search:
             ok = self.domain.verify(answer)
             reward, verified = (1.0 if ok else 0.0), ok
         else:
-            with self._not_answers():
+            with self.ctx.aux():
                 reward = await self.scorer.score(self.ctx, self.problem, steps) if steps else 0.0
             verified = False
         outcome = _Outcome(answer, reward, node.id, verified)

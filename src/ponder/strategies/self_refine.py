@@ -7,7 +7,7 @@ from typing import Any, Literal
 from ponder.context import Ctx
 from ponder.errors import ConfigError
 from ponder.judge import YES_NO_INSTRUCTION, Judgement, judge_yes
-from ponder.strategies.genrm import judge_report, not_answers
+from ponder.strategies.genrm import judge_report
 from ponder.strategies.registry import strategy
 from ponder.strategies.revise_loop import Loop, Round, TokenCap, Verdict, revise
 from ponder.types import Message, Problem, Result, Trace
@@ -82,15 +82,13 @@ async def self_refine(
     async def check(rounds: list[Round]) -> Verdict:
         reviewed = [*problem.messages, {"role": "assistant", "content": rounds[-1].draft.text},
                     {"role": "user", "content": feedback_request(stop, stop_phrase)}]
-        (critique,) = await ctx.sample(reviewed, n=1, max_tokens=cap.limit(max_tokens))
-        critique.answer, critique.aux = None, True  # a critique is not an answer to the problem
+        with ctx.aux():  # a critique is not an answer to the problem
+            (critique,) = await ctx.sample(reviewed, n=1, max_tokens=cap.limit(max_tokens))
         if stop == "phrase":
             return Verdict(stop_phrase.lower() in critique.text.lower(), None, critique.text)
         cap.need(JUDGE_TOKENS)
-        start = len(ctx.calls)
         judgement = await judge_yes(ctx, [*reviewed, {"role": "assistant", "content": critique.text},
                                           {"role": "user", "content": VERDICT_QUESTION}], max_tokens=JUDGE_TOKENS)
-        not_answers(ctx, start)
         judgements.append(judgement)
         return Verdict(judgement.p_yes >= threshold, judgement.p_yes, critique.text,
                        {"from_logprobs": judgement.from_logprobs})

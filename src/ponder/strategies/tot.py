@@ -79,10 +79,8 @@ class _Search:
         return [{"role": "user", "content": prompt}]
 
     async def _sample(self, messages: list[Message], n: int, **overrides: object) -> list[Trace]:
-        traces = await self.ctx.sample(messages, n=n, **overrides)
-        for trace in traces:
-            trace.answer, trace.aux = None, True  # proposals and verdicts are not answers to the problem
-        return traces
+        with self.ctx.aux():  # proposals and verdicts are not answers to the problem
+            return await self.ctx.sample(messages, n=n, **overrides)
 
     async def expand(self, node: Node) -> list[Node]:
         """The node's valid children (thoughts); a verified solution ends the search."""

@@ -243,3 +243,21 @@ def test_a_run_whose_problems_all_failed_is_left_out_with_a_note(tmp_path: Path)
         data = collect(store, store.runs())
     assert [p.key for p in data.points] == ["ok"]
     assert any("bad" in note and "error" in note for note in data.notes)
+
+
+def test_a_search_steered_by_the_exact_checker_is_marked(tmp_path: Path) -> None:
+    # tot on game24 verifies every step with the task's own checker: its accuracy is an upper bound, not a peer
+    # of unverified strategies, and the report must say so wherever it is shown
+    from ponder.report.data import EXACT_REWARD_MARK, collect
+    from ponder.store import ProblemRecord, Store
+
+    with Store(tmp_path / "s.db") as store:
+        store.ensure_run("tot", task="game24", strategy="tot", model="m", config={"params": {}})
+        store.ensure_run("sc", task="game24", strategy="self-consistency", model="m", config={"params": {"n": 2}})
+        store.save_problem("tot", ProblemRecord("p", 0, "1", "1", True, 1.0, {}, {"exact_reward": True}, 1, 5, 1,
+                                                2, 0, 0.1), [])
+        store.save_problem("sc", ProblemRecord("p", 0, "1", "1", True, 1.0, {}, {}, 1, 5, 1, 2, 0, 0.1), [])
+        data = collect(store, store.runs())
+    labels = {p.key: p.label for p in data.points}
+    assert labels["tot"].endswith(EXACT_REWARD_MARK) and not labels["sc"].endswith(EXACT_REWARD_MARK)
+    assert any("exact checker" in note and "upper bound" in note for note in data.notes)

@@ -163,7 +163,7 @@ async def test_confidence_and_budget_strategies_run_on_the_embedded_server(llama
         problem = make_problem(QUESTION)
         ctx = Ctx(backend, problem, sampling=Sampling(max_tokens=64))
         online = await get_strategy("deepconf")(problem, ctx, mode="online", n=12, warmup=4, window=8,
-                                                min_tokens=4, eta=50.0, batch=4)
+                                                eta=50.0, batch=4)
         assert online.info["warmup"] == 4 and online.info["launched"] <= 12
         streamed = [c for c in ctx.calls if c.kind == "stream"]
         # a cancelled stream counts exactly the tokens it revealed; a finished one the server's own count

@@ -58,7 +58,12 @@ def test_api_keys(upstream: FakeOpenAIServer) -> None:
     ({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role", "'wizard'"),
     ({"model": "m", "messages": MESSAGES, "temperature": "hot"}, "temperature", "number"),
     ({"model": "m", "messages": MESSAGES, "stream": "yes"}, "stream", "bool"),
-    ({"model": "m", "messages": MESSAGES, "n": 2, "ponder": {"strategy": "cot"}}, "n", "ponder.n"),
+    ({"model": "m", "messages": MESSAGES, "n": 2, "ponder": {"strategy": "self-consistency", "n": 40}}, "n",
+     "80 samples"),
+    ({"model": "m", "messages": MESSAGES, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools",
+     "tool call"),
+    ({"model": "ponder:cot", "messages": MESSAGES, "response_format": {"type": "json_object"}}, "response_format",
+     "pass-through"),
     ({"model": "m", "messages": MESSAGES, "ponder": {"n": 2}}, "ponder.n", "without a strategy"),
 ])
 def test_bad_requests_get_400_naming_the_field(served: tuple[FakeOpenAIServer, Proxy], body: dict[str, Any],

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ponder.backends import Backend, BackendSpec
-from ponder.context import Ctx, Slots
+from ponder.context import Slots
 from ponder.errors import PonderError
 from ponder.server import passthrough, strategy
-from ponder.server.requests import ChatRequest, RequestError, ServeConfig, parse_chat_request
+from ponder.server.requests import PREFIX, ChatRequest, RequestError, ServeConfig, parse_chat_request
 from ponder.server.responses import error_body, error_response, json_response, new_id
 from ponder.server.streaming import ClientGone, Emit, guarded, stream_response
 from ponder.session import Session
@@ -92,10 +93,39 @@ def create_app(upstream: Backend | BackendSpec, config: ServeConfig) -> FastAPI:
         if (refused := denied(request)) is not None:
             return refused
         names = sorted(state.models or {state.default_model})
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "upstream"} for m in names]
-        data += [{"id": f"ponder:{s.name}/{state.default_model}", "object": "model", "created": 0,
-                  "owned_by": "ponder"} for s in list_strategies()]
+        data = [_model(m, "upstream") for m in names]
+        data += [_model(f"ponder:{s.name}/{state.default_model}", "ponder") for s in list_strategies()]
         return json_response({"object": "list", "data": data})
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request) -> Response:
+        """A listed upstream model, or any ``ponder:`` name a request could use (parameters checked)."""
+        if (refused := denied(request)) is not None:
+            return refused
+        if model_id in (state.models or {state.default_model}):
+            return json_response(_model(model_id, "upstream"))
+        if model_id.startswith(PREFIX):
+            try:
+                parse_chat_request({"model": model_id, "messages": [{"role": "user", "content": "."}]}, config,
+                                   state.models)
+            except RequestError as exc:
+                return json_response(error_body(f"no such model: {exc}", param="model", code="model_not_found"), 404)
+            return json_response(_model(model_id, "ponder"))
+        return json_response(error_body(
+            f"the model {model_id!r} does not exist here; GET /v1/models lists the upstream's models and a "
+            "ponder:STRATEGY/MODEL name per strategy", param="model", code="model_not_found"), 404)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_served(request: Request, exc: StarletteHTTPException) -> Response:
+        # Every error this server sends has OpenAI's shape, unknown routes included, so clients show the reason.
+        path = request.url.path
+        if exc.status_code == 404:
+            message = UNSUPPORTED.get(path.rstrip("/"), f"ponder serve has no route {path}; it serves "
+                                      "POST /v1/chat/completions, GET /v1/models and GET /health")
+            code = "unsupported_endpoint" if path.rstrip("/") in UNSUPPORTED else "not_found"
+            return json_response(error_body(message, code=code), 404)
+        return json_response(error_body(f"{request.method} {path}: {exc.detail}", code=f"http_{exc.status_code}"),
+                             exc.status_code)
 
     async def chat_completions(request: Request) -> Response:
         if (refused := denied(request)) is not None:
@@ -110,6 +140,26 @@ def create_app(upstream: Backend | BackendSpec, config: ServeConfig) -> FastAPI:
     app.post("/v1/chat/completions")(chat_completions)  # listed in the app's routes; served by _fast_route
     app.add_middleware(_FastRoute, path="/v1/chat/completions", handler=chat_completions)
     return app
+
+
+# Endpoints clients may try that this proxy does not serve, and why (404 with this message).
+UNSUPPORTED = {
+    "/v1/completions": (
+        "/v1/completions (text completions) is not supported by ponder serve: strategies sample and vote over "
+        "chat answers, and loglikelihood scoring (echo with prompt logprobs) has no strategy to run. Use "
+        "/v1/chat/completions (lm-eval: --model local-chat-completions with generate_until tasks); point "
+        "loglikelihood clients at the upstream directly"),
+    "/v1/responses": (
+        "/v1/responses (the Responses API) is not supported by ponder serve: use /v1/chat/completions "
+        "(inspect-ai's openai-api provider does by default)"),
+    "/v1/embeddings": (
+        "/v1/embeddings is not supported by ponder serve, which runs reasoning strategies over chat "
+        "completions; ask the upstream directly"),
+}
+
+
+def _model(name: str, owner: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": owner}
 
 
 class _FastRoute:
@@ -132,7 +182,7 @@ class _FastRoute:
 
 async def _serve(request: Request, chat: ChatRequest, state: _State, config: ServeConfig) -> Response:
     cid = new_id()
-    ctx = Ctx(state.backend, strategy.problem_for(cid, chat), sampling=chat.sampling, slots=state.slots)
+    ctxs = strategy.contexts(state.backend, state.slots, chat, cid)
     started = time.perf_counter()
     results: list[Result] = []
 
@@ -140,27 +190,29 @@ async def _serve(request: Request, chat: ChatRequest, state: _State, config: Ser
         if error is not None and not isinstance(error, PonderError | asyncio.CancelledError):
             log.error("request %s failed", cid, exc_info=error)
         if state.log is not None:
-            state.log.save(chat, ctx, results[0] if results else None, error, time.perf_counter() - started)
+            for i, ctx in enumerate(ctxs):
+                state.log.save(chat, ctx, results[i] if i < len(results) else None, error,
+                               time.perf_counter() - started)
 
     if chat.stream:
         if chat.strategy:
             async def produce(emit: Emit) -> None:
                 with state.session.active():  # agent models the strategy opens belong to the session
-                    results.append(await strategy.stream(ctx, chat, cid, emit, config.progress_interval_s))
+                    results.extend(await strategy.stream(ctxs, chat, cid, emit, config.progress_interval_s))
 
             return await stream_response(request, produce, finish)
-        return await stream_response(request, partial(passthrough.stream, ctx, chat, cid), finish)
+        return await stream_response(request, partial(passthrough.stream, ctxs[0], chat, cid), finish)
     body: dict[str, Any]
     try:
         if chat.strategy:
-            async def solve() -> tuple[dict[str, Any], Result]:
+            async def solve() -> tuple[dict[str, Any], list[Result]]:
                 with state.session.active():  # agent models the strategy opens belong to the session
-                    return await strategy.complete(ctx, chat, cid)
+                    return await strategy.complete(ctxs, chat, cid)
 
-            body, result = await guarded(request, solve())
-            results.append(result)
+            body, done = await guarded(request, solve())
+            results.extend(done)
         else:
-            body = await guarded(request, passthrough.complete(ctx, chat, cid))
+            body = await guarded(request, passthrough.complete(ctxs[0], chat, cid))
     except ClientGone:
         finish(asyncio.CancelledError())
         return Response(status_code=499)

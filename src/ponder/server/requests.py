@@ -20,6 +20,16 @@ Sampling fields (``temperature``, ``top_p``, ``max_tokens``/``max_completion_tok
 ``logprobs``, ``top_logprobs``) are checked; every other field (``top_k``, ``min_p``, ``chat_template_kwargs``, …)
 goes to the upstream unchanged. The upstream model is the one ``ponder serve`` was started with, unless the
 request names another model the upstream lists.
+
+On a strategy request ``n`` asks for ``n`` independent runs of the strategy (one choice each; their samples count
+together against ``--max-n``), and ``stop`` applies to every sample a strategy draws without a stop of its own.
+
+Refused, with a 400 naming the field, because the answer would silently be wrong otherwise:
+
+* ``tools`` / ``functions`` (non-empty), on any request: responses carry the message text only, so a tool call
+  the upstream made would be lost;
+* ``response_format`` other than ``{"type": "text"}`` on a strategy request: strategies extract answers from
+  free text and send helper prompts (critiques, verdicts, steps) that a forced format would break.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ KNOWN = frozenset({
     "logprobs", "top_logprobs", "stream", "stream_options", "ponder",
 })  # fmt: skip
 LIMITED_PARAMS = ("n", "max_n")  # strategy parameters bounded by --max-n
+NO_TOOLS = ("tools", "functions")  # refused: tool calls are not relayed (see the module docstring)
 
 
 @dataclass
@@ -84,6 +95,7 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     sampling: Sampling | None = None  # strategy requests: the Ctx's sampling defaults
+    choices: int = 1  # strategy requests: independent runs of the strategy (the client's ``n``)
 
 
 def parse_chat_request(body: Any, config: ServeConfig, upstream_models: frozenset[str] = frozenset()) -> ChatRequest:
@@ -122,12 +134,28 @@ def parse_chat_request(body: Any, config: ServeConfig, upstream_models: frozense
             raise RequestError(f"strategy parameters ({', '.join(sorted(raw))}) given without a strategy",
                                "model" if first in from_prefix else f"ponder.{first}")
         return ChatRequest(model, gen, stream, include_usage)
-    if gen.n != 1:
-        raise RequestError(f"'n' must be 1 with strategy {strategy!r} (it returns one answer); "
-                           "set the strategy's samples with ponder.n", "n")
     params = _strategy_params(strategy, raw, config, named_in, from_prefix)
+    _check_strategy_fields(body, strategy, params, gen.n, config)
     gen.extra.pop("max_completion_tokens", None)
-    return ChatRequest(model, gen, stream, include_usage, strategy, params, progress, _sampling(body, gen, config))
+    return ChatRequest(model, gen, stream, include_usage, strategy, params, progress, _sampling(body, gen, config),
+                       choices=gen.n)
+
+
+def _check_strategy_fields(body: dict[str, Any], strategy: str, params: dict[str, Any], choices: int,
+                           config: ServeConfig) -> None:
+    """Fields a strategy request cannot honour as the client means them."""
+    response_format = body.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        raise RequestError(
+            f"'response_format' is not supported with strategy {strategy!r}: strategies extract answers from free "
+            "text and send helper prompts that a forced format would break; send it without a strategy "
+            "(plain pass-through) for structured output", "response_format", code="unsupported_parameter")
+    # n runs of the strategy draw n times its samples: the total is what --max-n bounds.
+    samples = max([v for k, v in params.items() if k in LIMITED_PARAMS and isinstance(v, int)], default=1)
+    if choices > 1 and choices * samples > config.max_n:
+        raise RequestError(
+            f"'n'={choices} runs of strategy {strategy!r} with {samples} samples each make {choices * samples} "
+            f"samples, over this server's limit of {config.max_n} samples", "n", code="limit_exceeded")
 
 
 def parse_model_prefix(model: str) -> tuple[str, str | None, dict[str, str]]:
@@ -179,6 +207,11 @@ def _strategy_params(name: str, raw: dict[str, Any], config: ServeConfig, named_
 
 def _generation(body: dict[str, Any], config: ServeConfig) -> GenerationRequest:
     messages = _messages(body.get("messages"))
+    for key in NO_TOOLS:
+        if body.get(key):  # an empty list asks for nothing and is harmless
+            raise RequestError(
+                f"'{key}' is not supported: ponder serve returns the message text only, so a tool call the model "
+                "made would be lost; call the upstream directly for tool use", key, code="unsupported_parameter")
     n = _int(body, "n", 1, config.max_n, "samples") or 1
     max_tokens = _int(body, "max_tokens", 1, config.max_tokens_limit, "tokens")
     completion_tokens = _int(body, "max_completion_tokens", 1, config.max_tokens_limit, "tokens")
@@ -204,9 +237,8 @@ def _generation(body: dict[str, Any], config: ServeConfig) -> GenerationRequest:
 
 def _sampling(body: dict[str, Any], gen: GenerationRequest, config: ServeConfig) -> Sampling:
     base = config.sampling
+    # The client's stop is not an extra: it would override the stops strategies set themselves (strategy.py).
     extra = {**base.extra, **gen.extra}
-    if gen.stop:
-        extra["stop"] = gen.stop
     max_tokens = gen.max_tokens or body.get("max_completion_tokens") or base.max_tokens
     return Sampling(
         temperature=base.temperature if gen.temperature is None else gen.temperature,

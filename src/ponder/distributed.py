@@ -26,6 +26,8 @@ import asyncio
 import logging
 import math
 import os
+import re
+import socket
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -65,7 +67,7 @@ def require_ray() -> ModuleType:
 
 def check_config(config: EvalConfig) -> None:
     """Refuse what cannot run on a cluster, before any run is created."""
-    require_ray()
+    ray = require_ray()
     if config.replay is not None:
         raise ConfigError("--ray and --replay do not go together: a replayed bank is served from this machine's "
                           "memory and needs no cluster; drop --ray")
@@ -75,6 +77,8 @@ def check_config(config: EvalConfig) -> None:
                           "inside every worker")
     if config.ray_workers is not None and config.ray_workers < 1:
         raise ConfigError(f"--ray-workers must be at least 1, got {config.ray_workers}")
+    if not ray.is_initialized():
+        _check_reachable(config.ray)
 
 
 def upstream_urls(spec: BackendSpec) -> list[str]:
@@ -117,7 +121,6 @@ class Outcome:
     record: ProblemRecord | None = None
     calls: list[Call] = field(default_factory=list)
     fatal: PonderError | None = None  # the same for every problem (backend down, bad setting): stop the run
-    pid: int = 0  # the worker process that solved it
 
 
 class ProblemWorker:
@@ -164,8 +167,8 @@ class ProblemWorker:
                 record, calls = await solve_problem(problem, position, backend_for(problem), self._config,
                                                     self._slots)
         except (BackendUnavailable, CapabilityError, ConfigError) as exc:
-            return Outcome(fatal=exc, pid=os.getpid())
-        return Outcome(record, calls, pid=os.getpid())
+            return Outcome(fatal=exc)
+        return Outcome(record, calls)
 
     async def pid(self) -> int:
         return os.getpid()
@@ -186,6 +189,18 @@ def _connect(ray: Any, address: str | None) -> bool:
     except ConnectionError as exc:
         raise BackendUnavailable(f"--ray {address}: cannot reach the Ray cluster ({exc})") from None
     return True
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail at once on a host:port where nothing listens: Ray itself retries such an address for minutes."""
+    match = re.fullmatch(r"\[?([\w.:-]+?)\]?:(\d+)", address or "")
+    if match is None:
+        return  # ray://, auto, local, default: Ray resolves those itself
+    try:
+        socket.create_connection((match[1], int(match[2])), timeout=5).close()
+    except OSError as exc:
+        raise BackendUnavailable(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+                                 "with 'ray start --head' or check the address") from None
 
 
 def _start_workers(ray: Any, config: EvalConfig) -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from ponder.backends import parse_model_spec
 from ponder.cli import bare_ray
 from ponder.distributed import MAX_TRIES, Outcome, default_workers
-from ponder.errors import ConfigError
+from ponder.errors import BackendUnavailable, ConfigError
 from ponder.runner import EvalConfig, run_eval
 from ponder.store import ProblemRecord, Store
 from ponder.types import Problem
@@ -143,3 +144,17 @@ async def test_the_driver_keeps_at_most_concurrency_problems_out() -> None:
 
 async def _noop() -> None:
     return None
+
+
+def test_an_address_where_no_cluster_listens_fails_at_once(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a cluster is already joined: the address would not be used")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = EvalConfig(task="add1", strategy="cot", model=parse_model_spec("fake"), limit=2, ray=f"127.0.0.1:{port}")
+    with Store(tmp_path / "runs.db") as store:
+        with pytest.raises(BackendUnavailable, match=rf"--ray 127.0.0.1:{port}: no Ray cluster answers there"):
+            asyncio.run(asyncio.wait_for(run_eval(config, store), timeout=30))
+        assert store.runs() == []

@@ -115,7 +115,7 @@ def eval_command(
     run: Annotated[str | None, typer.Option(
         "--run", help="Run name \\[default: derived from the settings, so the same command resumes].")] = None,
     ray: Annotated[str | None, typer.Option(
-        "--ray", metavar="[ADDRESS]", help="Solve the problems on a Ray cluster (pip install 'ponder[ray]'): ADDRESS "
+        "--ray", metavar="[ADDRESS]", help="Solve the problems on a Ray cluster (pip install 'ponder\\[ray]'): ADDRESS "
         "as for ray.init (host:6379, ray://host:10001, auto); bare --ray joins $RAY_ADDRESS or a cluster started on "
         "this machine, else starts a local one. This process alone writes the store, so resuming works as "
         "always; --concurrency and --max-inflight are totals over the workers.")] = None,

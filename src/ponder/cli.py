@@ -114,6 +114,14 @@ def eval_command(
     store: StoreOpt = None,
     run: Annotated[str | None, typer.Option(
         "--run", help="Run name \\[default: derived from the settings, so the same command resumes].")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]", help="Solve the problems on a Ray cluster (pip install 'ponder\\[ray]'): ADDRESS "
+        "as for ray.init (host:6379, ray://host:10001, auto); bare --ray joins $RAY_ADDRESS or a cluster started on "
+        "this machine, else starts a local one. This process alone writes the store, so resuming works as "
+        "always; --concurrency and --max-inflight are totals over the workers.")] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        "--ray-workers", help="Ray workers (actors), each with its own backend; worker i sends to URL i mod k of "
+        "--model openai:URL1,...,URLk \\[default: one per cluster CPU, as many per URL].")] = None,
 ) -> None:
     """Evaluate a strategy on a task, with a live progress bar, ending with a results table.
 
@@ -141,7 +149,7 @@ def eval_command(
                                top_logprobs),
         limit=limit, offset=offset, task_seed=task_seed, task_size=size, data_dir=data_dir,
         concurrency=concurrency, max_inflight=max_inflight, token_budget=budget, run_id=run,
-        replay=replay, store_traces=replay is None,
+        replay=replay, store_traces=replay is None, ray=ray, ray_workers=ray_workers,
     )
     run_ids = []
     with open_store(store, max_trace_chars=max_trace_chars) as db:
@@ -314,10 +322,21 @@ def report(
     console.print(f"report written to {index}")
 
 
+def bare_ray(argv: list[str]) -> list[str]:
+    """``--ray`` takes an optional address, which typer's options cannot: a bare ``--ray`` (last, or followed by
+    another option) gets the value that means Ray's default address."""
+    if "--ray" not in argv:
+        return argv
+    from ponder.distributed import DEFAULT_ADDRESS
+
+    return [f"--ray={DEFAULT_ADDRESS}" if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-"))
+            else arg for i, arg in enumerate(argv)]
+
+
 def main() -> None:
     """Entry point: PonderErrors become one line on stderr and exit code 2."""
     try:
-        app()
+        app(bare_ray(sys.argv[1:]))
     except PonderError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)

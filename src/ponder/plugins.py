@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import logging
 import re
 import sys
+from collections.abc import Container, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,18 @@ def load_entry_point(ep: EntryPoint) -> Any | None:
         failures[f"{ep.group}:{ep.name}"] = f"{type(exc).__name__}: {exc}"
         log.warning("plugin %s %r (%s) failed to load: %s", ep.group, ep.name, ep.value, exc)
         return None
+
+
+def new_entries(group: str, known: Container[str]) -> Iterator[tuple[EntryPoint, Any]]:
+    """The loaded objects of ``group``'s entry points whose names are not ``known`` yet (a built-in name is never
+    replaced). Entries that fail to load are recorded and skipped; an entry that is a module registered its items
+    when it was imported, and is skipped too."""
+    for ep in installed(group):
+        if ep.name in known:
+            continue
+        obj = load_entry_point(ep)
+        if obj is not None and not inspect.ismodule(obj):
+            yield ep, obj
 
 
 def failure_note(group: str, name: str) -> str:

@@ -157,11 +157,8 @@ def _load_plugins() -> None:
     """Register the backends of installed plugins (``ponder.backends`` entry points), once."""
     from ponder import plugins
 
-    for ep in plugins.installed(plugins.BACKENDS):
-        if ep.name in _FACTORIES:
-            continue
-        factory = plugins.load_entry_point(ep)
-        if factory is not None and callable(factory):
+    for ep, factory in plugins.new_entries(plugins.BACKENDS, _FACTORIES):
+        if callable(factory):
             _FACTORIES[ep.name] = factory
 
 

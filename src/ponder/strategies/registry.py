@@ -134,10 +134,7 @@ def _load_plugins() -> None:
     """Register the strategies of installed plugins (``ponder.strategies`` entry points), once."""
     from ponder import plugins
 
-    for ep in plugins.installed(plugins.STRATEGIES):
-        obj = plugins.load_entry_point(ep)
-        if obj is None or inspect.ismodule(obj) or ep.name in _REGISTRY:
-            continue  # a module registered its strategies on import; a built-in name is never replaced
+    for ep, obj in plugins.new_entries(plugins.STRATEGIES, _REGISTRY):
         _register_object(ep.name, obj, f"plugin {ep.value}")
 
 

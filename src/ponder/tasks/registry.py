@@ -87,14 +87,9 @@ def list_tasks() -> list[TaskSpec]:
 @functools.cache
 def _load_plugins() -> None:
     """Register the tasks of installed plugins (``ponder.tasks`` entry points), once."""
-    import inspect
-
     from ponder import plugins
 
-    for ep in plugins.installed(plugins.TASKS):
-        obj = plugins.load_entry_point(ep)
-        if obj is None or inspect.ismodule(obj) or ep.name in _TASKS:
-            continue  # a module registered its tasks on import; a built-in name is never replaced
+    for ep, obj in plugins.new_entries(plugins.TASKS, _TASKS):
         try:
             _TASKS[ep.name] = _as_spec(ep.name, obj, f"plugin {ep.value}")
         except ConfigError as exc:

@@ -4,11 +4,9 @@ by name. Run as users run them: ``ponder eval``, ``ponder strategies``, ``ponder
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
@@ -140,36 +138,18 @@ def test_references_load_strategies_and_tasks_without_installing(tmp_path: Path)
 
 def test_ponder_serve_runs_a_plugin_strategy(plugin_site: Path) -> None:
     from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.fakes.serve_process import ServeProcess
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with FakeOpenAIServer("The answer is 4.") as upstream:
-        proc = subprocess.Popen([sys.executable, "-m", "ponder.cli", "serve", "--model", f"openai:{upstream.base_url}",
-                                 "--port", str(port)], env=_env(plugin_site), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url + "/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout and proc.stdout.read()
-                time.sleep(0.05)
-            body = {"model": "m", "messages": [{"role": "user", "content": "2+2?"}],
-                    "ponder": {"strategy": "first-answer", "n": 2, "pick": 1}}
-            reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
-            assert reply.status_code == 200, reply.text
-            assert reply.json()["ponder"]["strategy"] == "first-answer"
-            assert reply.json()["ponder"]["info"]["picked"] == 1
-            models = httpx.get(url + "/v1/models").json()["data"]
-            assert any(m["id"].startswith("ponder:first-answer/") for m in models)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with FakeOpenAIServer("The answer is 4.") as upstream, \
+            ServeProcess("--model", f"openai:{upstream.base_url}", env=_env(plugin_site)) as proxy:
+        body = {"model": "m", "messages": [{"role": "user", "content": "2+2?"}],
+                "ponder": {"strategy": "first-answer", "n": 2, "pick": 1}}
+        reply = httpx.post(proxy.base_url + "/chat/completions", json=body, timeout=30)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["ponder"]["strategy"] == "first-answer"
+        assert reply.json()["ponder"]["info"]["picked"] == 1
+        models = httpx.get(proxy.base_url + "/models").json()["data"]
+        assert any(m["id"].startswith("ponder:first-answer/") for m in models)
 
 
 def test_an_installed_plugin_adds_a_backend_kind(plugin_site: Path, tmp_path: Path) -> None:

@@ -99,6 +99,16 @@ _AUX: ContextVar[bool] = ContextVar("ponder_aux_samples", default=False)
 _LENT: ContextVar[bool] = ContextVar("ponder_lent_slot", default=False)
 
 
+@contextlib.contextmanager
+def _raised(flag: ContextVar[bool]) -> Iterator[None]:
+    """``flag`` is True inside, in this task and the tasks started inside."""
+    token = flag.set(True)
+    try:
+        yield
+    finally:
+        flag.reset(token)
+
+
 class _Ledger:
     """Completion tokens reserved by calls in flight, shared by every context of a problem."""
 
@@ -153,16 +163,11 @@ class Ctx:
         return other
 
     @staticmethod
-    @contextlib.contextmanager
-    def aux() -> Iterator[None]:
+    def aux() -> contextlib.AbstractContextManager[None]:
         """Samples drawn inside are helpers, not answers to the problem (a judge's verdict, a search step, a
         critique, a translation): they carry no answer, and maj@k / pass@k do not count them. Their tokens are
         counted as usual."""
-        token = _AUX.set(True)
-        try:
-            yield
-        finally:
-            _AUX.reset(token)
+        return _raised(_AUX)
 
     # ---- requests -------------------------------------------------------------------------------
 
@@ -180,16 +185,11 @@ class Ctx:
                         stopped)
 
     @staticmethod
-    @contextlib.contextmanager
-    def lend_slot() -> Iterator[None]:
+    def lend_slot() -> contextlib.AbstractContextManager[None]:
         """One-sample calls inside run on a slot the caller already holds and leaves idle meanwhile (a stream
         paused while it asks a judge about itself). Without this, such calls deadlock once streams waiting on
         them hold every slot."""
-        token = _LENT.set(True)
-        try:
-            yield
-        finally:
-            _LENT.reset(token)
+        return _raised(_LENT)
 
     def request(self, messages: list[Message] | None = None, *, n: int = 1, **overrides: Any) -> GenerationRequest:
         """A request with the run's defaults; ``overrides`` may set any GenerationRequest field."""

@@ -126,6 +126,33 @@ def info(bank_path: Annotated[Path, typer.Argument(help="A bank file.")]) -> Non
     console.print(table)
 
 
+@bank_app.command("pack")
+def pack(
+    bank_path: Annotated[Path, typer.Argument(help="A bank file (.bank.jsonl.gz).")],
+    out: Annotated[Path | None, typer.Argument(help="Packed bank to write [default: BANK with .bank.zip].")] = None,
+) -> None:
+    """Write a bank in the packed format: top-k logprobs quantized to 1/16 nat, about a tenth of the size.
+
+    Texts, tokens, answers and token counts stay exact; the alternatives' token strings are dropped. Replays
+    read packed banks like any other.
+    """
+    from ponder.bank import Bank
+    from ponder.bank.format import PACKED_SUFFIX, SUFFIX
+
+    if out is None:
+        name = bank_path.name.removesuffix(SUFFIX).removesuffix(".jsonl").removesuffix(".gz")
+        out = bank_path.with_name(name + PACKED_SUFFIX)
+    if not out.name.endswith(".zip"):
+        raise ConfigError(f"a packed bank's name ends in .zip (e.g. {PACKED_SUFFIX}); got {out.name}")
+    if out.resolve() == bank_path.resolve():
+        raise ConfigError(f"{out} is the bank being packed: give another output path")
+    bank = Bank.load(bank_path)
+    bank.save(out)
+    before, after = bank_path.stat().st_size, out.stat().st_size
+    console.print(f"{out}: {after:,} bytes ({after / before:.1%} of {before:,})")
+    info(out)
+
+
 @bank_app.command("from-run")
 def from_run(
     run: Annotated[str, typer.Argument(help="A stored run (id, unique prefix or 'last') that sampled N traces per "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +93,8 @@ class Trace:
     reasoning: str = ""
     tokens: list[str] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
-    top_logprobs: list[list[tuple[str, float]]] = field(default_factory=list)
+    # One row of (token, logprob) alternatives per token: a list, or a read-only ``PackedTop`` in a loaded bank.
+    top_logprobs: Sequence[Sequence[tuple[str, float]]] = field(default_factory=list)
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -121,6 +122,8 @@ class Trace:
         for tok in delta.tokens:
             self.tokens.append(tok.token)
             self.logprobs.append(tok.logprob)
+            if not isinstance(self.top_logprobs, list):
+                raise TypeError("this trace's top_logprobs are read-only (a trace from a bank)")
             self.top_logprobs.append(tok.top)
 
 

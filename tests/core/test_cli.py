@@ -98,6 +98,25 @@ def test_bank_record_info_and_replay_with_repeats(workdir: Path) -> None:
     assert bad.returncode == 2 and "--repeats needs --replay" in bad.stderr
 
 
+def test_bank_pack_writes_a_smaller_bank_that_replays_alike(workdir: Path) -> None:
+    rec = ponder("bank", "record", "b.bank.jsonl.gz", "--task", "add1", "--model", "fake", "--n", "8", "--size", "10",
+                 "--max-tokens", "64", cwd=workdir)
+    assert rec.returncode == 0, rec.stderr
+    packed = ponder("bank", "pack", "b.bank.jsonl.gz", cwd=workdir)
+    assert packed.returncode == 0, packed.stderr
+    assert (workdir / "b.bank.zip").stat().st_size < (workdir / "b.bank.jsonl.gz").stat().st_size
+    assert "b.bank.zip" in packed.stdout and "10 × 8 = 80 traces" in packed.stdout
+    runs = [ponder("eval", "--replay", name, "--strategy", "deepconf", "--n", "8", "--repeats", "2", cwd=workdir)
+            for name in ("b.bank.jsonl.gz", "b.bank.zip")]
+    assert all(r.returncode == 0 for r in runs), runs[1].stderr
+    accuracy = [line for r in runs for line in r.stdout.splitlines() if "accuracy" in line]
+    assert accuracy and accuracy[: len(accuracy) // 2] == accuracy[len(accuracy) // 2 :]
+    same = ponder("bank", "pack", "b.bank.zip", "b.bank.zip", cwd=workdir)
+    assert same.returncode == 2 and "another output path" in same.stderr
+    wrong = ponder("bank", "pack", "b.bank.jsonl.gz", "c.bank.gz", cwd=workdir)
+    assert wrong.returncode == 2 and "ends in .zip" in wrong.stderr
+
+
 def test_a_live_run_becomes_a_bank(workdir: Path) -> None:
     live = ponder("eval", "--task", "add1", "--size", "12", "--model", "fake", "--n", "6", "--max-tokens", "64",
                   cwd=workdir)

@@ -201,7 +201,7 @@ class ReplayBackend:
             if self.interleave:
                 await asyncio.sleep(0)  # concurrent streams advance together, as they would on a server
             text, reasoning = pieces[i]
-            top = src.top_logprobs[i][: served.top_k] if i < len(src.top_logprobs) else []
+            top = list(src.top_logprobs[i][: served.top_k]) if i < len(src.top_logprobs) else []
             yield Delta(text=text, reasoning=reasoning, tokens=[TokenLogprob(src.tokens[i], src.logprobs[i], top)])
         if served.cut == 0 and (served.text or served.reasoning):
             yield Delta(text=served.text, reasoning=served.reasoning)  # a recorded trace without tokens

@@ -19,19 +19,26 @@ then one line per problem, in bank order::
 
 ``top_logprobs`` is one list per token of ``[token, logprob]`` pairs. Logprobs may be ``-Infinity`` (Python's
 JSON extension). Readers accept the same content uncompressed. Files of a newer ``version`` are refused.
+
+A bank saved under a name ending in ``.zip`` is written in the packed format of ``ponder.bank.packed``
+(quantized top-k logprobs, about a tenth of the size); ``load`` reads either. Loaded traces hold their top-k
+alternatives as ``PackedTop`` arrays, not tuples, so a million-token bank fits in a few hundred MB.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import os
+import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
+from ponder.bank.packed import QUANTUM, PackedTop, Vocabulary, is_packed, pack_rows, read_packed, write_packed
 from ponder.context import Sampling
 from ponder.errors import PonderError
 from ponder.files import file_digest
@@ -42,6 +49,7 @@ __all__ = ["FORMAT", "SUFFIX", "VERSION", "Bank", "BankError", "BankProblem", "B
 FORMAT = "ponder-bank"
 VERSION = 1
 SUFFIX = ".bank.jsonl.gz"
+PACKED_SUFFIX = ".bank.zip"
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -120,16 +128,24 @@ class Bank:
 
     @classmethod
     def load(cls, path: str | Path) -> Bank:
-        """Read a bank; a wrong, newer, truncated or corrupt file raises a one-line ``BankError``."""
+        """Read a bank (JSON lines or packed); a wrong, newer, truncated or corrupt file raises a one-line
+        ``BankError``."""
         path = Path(path)
+        try:
+            packed = is_packed(path)
+        except OSError as exc:
+            raise BankError(f"cannot read bank {path}: {exc.strerror or _first_line(exc)}") from exc
+        if packed:
+            return _load_packed(path)
         bank: Bank | None = None
         expected: int | None = None
         count = 0
+        vocab = Vocabulary()
         for lineno, record in _read_records(path):
             if bank is None:
                 bank, expected = _bank_from_header(record, path)
                 continue
-            problem = _problem_from_json(record, path, lineno)
+            problem = _problem_from_json(record, path, lineno, vocab)
             if problem.id in bank.problems:
                 raise BankError(f"{path} line {lineno}: problem {problem.id!r} appears twice")
             bank.problems[problem.id] = problem
@@ -143,19 +159,16 @@ class Bank:
         return bank
 
     def save(self, path: str | Path) -> Path:
-        """Write the bank gzip-compressed (to a temporary file, then renamed: never a half-written bank)."""
+        """Write the bank gzip-compressed, or packed when ``path`` ends in ``.zip`` (to a temporary file, then
+        renamed: never a half-written bank)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as raw:
-                # mtime=0 and no file name: the same bank always gives the same bytes (and digest).
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
-                    gz.write(_dumps(self.header()).encode())
-                    for problem in self.problems.values():
-                        gz.write(_dumps(_problem_json(problem)).encode())
-                raw.flush()
-                os.fsync(raw.fileno())
+            if path.name.endswith(".zip"):
+                self._write_packed(tmp)
+            else:
+                self._write_json(tmp)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -163,6 +176,31 @@ class Bank:
         self.path = path
         self.digest = file_digest(path)
         return path
+
+    def _write_json(self, tmp: Path) -> None:
+        with open(tmp, "wb") as raw:
+            # mtime=0 and no file name: the same bank always gives the same bytes (and digest).
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
+                gz.write(_dumps(self.header()).encode())
+                for problem in self.problems.values():
+                    gz.write(_dumps(_problem_json(problem)).encode())
+            raw.flush()
+            os.fsync(raw.fileno())
+
+    def _write_packed(self, tmp: Path) -> None:
+        header = self.header()
+        header["packing"] = {"k": self.top_logprobs, "quantum": QUANTUM}
+        records, arrays = [], []
+        for problem in self.problems.values():
+            record = _problem_json(problem)
+            for trace_record, trace in zip(record["traces"], problem.traces, strict=True):
+                for key in ("tokens", "logprobs", "top_logprobs"):
+                    del trace_record[key]
+                arrays.append((trace.tokens, trace.logprobs, trace.top_logprobs))
+            records.append(record)
+        write_packed(tmp, header, records, arrays, self.top_logprobs)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
 
     # ---- problems -------------------------------------------------------------------------------
 
@@ -309,9 +347,32 @@ def _known(cls: Any, data: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
-def _problem_from_json(record: dict[str, Any], path: Path, lineno: int) -> BankProblem:
+def _load_packed(path: Path) -> Bank:
     try:
-        traces = [_trace_from_json(t, i) for i, t in enumerate(record["traces"])]
+        header, records, arrays = read_packed(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, lzma.LZMAError) as exc:
+        raise BankError(f"{path} is not a readable packed bank ({_first_line(exc)})") from exc
+    bank, expected = _bank_from_header(header, path)
+    if expected is not None and expected != len(records):
+        raise BankError(f"{path} is truncated: its header announces {expected} problems but it holds {len(records)}")
+    supply = iter(arrays)
+    for lineno, record in enumerate(records, start=1):
+        problem = _problem_from_json(record, path, lineno, None, supply)
+        if problem.id in bank.problems:
+            raise BankError(f"{path} problem {problem.id!r} appears twice")
+        bank.problems[problem.id] = problem
+    bank.path = path
+    bank.digest = file_digest(path)
+    return bank
+
+
+def _problem_from_json(record: dict[str, Any], path: Path, lineno: int, vocab: Vocabulary | None = None,
+                       packed: Iterator[tuple[list[str], list[float], PackedTop]] | None = None) -> BankProblem:
+    """A problem record; its traces' token arrays come from the record, or from ``packed`` (a packed bank)."""
+    vocab = vocab or Vocabulary()
+    try:
+        traces = [_trace_from_json(t, i, vocab, next(packed) if packed else None)
+                  for i, t in enumerate(record["traces"])]
         messages = [dict(m) for m in record["messages"]]
         gold = record.get("gold")
         return BankProblem(str(record["id"]), messages, None if gold is None else str(gold), traces)
@@ -320,11 +381,15 @@ def _problem_from_json(record: dict[str, Any], path: Path, lineno: int) -> BankP
                         f"{_first_line(exc)})") from exc
 
 
-def _trace_from_json(t: dict[str, Any], index: int) -> Trace:
-    # JSON already gives strings and floats; only the pairs need to become tuples, as backends give them.
-    tokens: list[str] = list(t["tokens"])
-    logprobs: list[float] = [float(x) for x in t["logprobs"]]
-    top: list[list[tuple[str, float]]] = [[(tok, lp) for tok, lp in row] for row in t.get("top_logprobs") or []]
+def _trace_from_json(t: dict[str, Any], index: int, vocab: Vocabulary,
+                     arrays: tuple[list[str], list[float], PackedTop] | None = None) -> Trace:
+    if arrays is not None:
+        tokens, logprobs, top = arrays
+    else:
+        # JSON gives strings and floats; the rows are packed into arrays (tuples would take ~7 KB per token).
+        tokens = list(t["tokens"])
+        logprobs = [float(x) for x in t["logprobs"]]
+        top = pack_rows([[(tok, lp) for tok, lp in row] for row in t.get("top_logprobs") or []], vocab)
     if len(logprobs) != len(tokens) or (top and len(top) != len(tokens)):
         raise ValueError(f"trace {index} has {len(tokens)} tokens but {len(logprobs)} logprobs / {len(top)} top lists")
     correct = t.get("correct")
@@ -358,7 +423,7 @@ def _trace_json(t: Trace) -> dict[str, Any]:
         "reasoning": t.reasoning,
         "tokens": t.tokens,
         "logprobs": t.logprobs,
-        "top_logprobs": t.top_logprobs,
+        "top_logprobs": t.top_logprobs.tolist() if isinstance(t.top_logprobs, PackedTop) else t.top_logprobs,
         "finish_reason": t.finish_reason,
         "prompt_tokens": t.prompt_tokens,
         "completion_tokens": t.completion_tokens,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import Response
@@ -79,7 +80,8 @@ def usage_json(usage: Usage) -> dict[str, int]:
             "total_tokens": usage.total_tokens}
 
 
-def logprobs_json(tokens: list[str], logprobs: list[float], top: list[list[tuple[str, float]]]) -> dict[str, Any]:
+def logprobs_json(tokens: list[str], logprobs: list[float],
+                  top: Sequence[Sequence[tuple[str, float]]]) -> dict[str, Any]:
     content = []
     for i, (token, logprob) in enumerate(zip(tokens, logprobs, strict=False)):
         alts = top[i] if i < len(top) else []

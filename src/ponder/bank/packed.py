@@ -1,0 +1,257 @@
+"""Top-k logprobs held compactly: in memory as arrays, on disk as a quantized, LZMA-compressed column file.
+
+A GSM8K bank of 100 problems × 32 traces holds about a million tokens with 20 alternatives each. As Python
+tuples that is about 7 KB per token (7 GB); as a JSON bank about 240 bytes per token on disk. Two remedies:
+
+* ``PackedTop``: one trace's alternatives as a ``tokens × k`` float64 array plus int32 ids into a shared
+  vocabulary (~250 bytes per token in memory). It reads like the list of ``(token, logprob)`` rows a backend
+  returns, and every loaded bank uses it.
+* The **packed bank format** (``.bank.zip``, ``ponder bank pack``): what confidence measures read, at about a
+  tenth of a JSON bank's size, small enough to ship with the repository. Logprobs are quantized to
+  ``1/QUANTUM`` nats (error at most 1/32 nat per value; group and trace confidences average 20 values over many
+  tokens, so their error is far smaller) and stored as per-position differences down the sorted top-k list. The
+  alternatives' token strings are not kept: a packed bank names the sampled token where it appears among the
+  alternatives and leaves the others as ``""``. Texts, tokens, answers and every other trace field are exact.
+
+The zip holds ``header.json`` (the bank header, with ``"packing"``), ``problems.jsonl`` (one problem per line,
+traces without their logprob arrays, each with ``n_tokens`` and either ``token_chars`` implied by the column file
+or an explicit ``tokens`` list) and three little-endian columns over all tokens in trace order: ``top.u16``
+(k columns of quantized differences), ``chosen.u16`` (the sampled token's quantized logprob minus the top one's)
+and ``chars.u8`` (characters per token; unused for a trace that lists its tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+__all__ = ["QUANTUM", "PackedTop", "Vocabulary", "pack_rows", "read_packed", "write_packed"]
+
+QUANTUM = 16  # logprobs are stored as round(-logprob * QUANTUM)
+_NEG_INF = 65535  # the quantized code of -inf (and of anything below -65534/QUANTUM)
+_MEMBERS = ("header.json", "problems.jsonl", "top.u16", "chosen.u16", "chars.u8")
+_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: the same bank always gives the same bytes
+
+
+class Vocabulary:
+    """Token strings of one bank, each stored once; id -1 is the unknown token ``""``."""
+
+    def __init__(self) -> None:
+        self.strings: list[str] = []
+        self._ids: dict[str, int] = {}
+
+    def id(self, token: str) -> int:
+        found = self._ids.get(token)
+        if found is None:
+            found = self._ids[token] = len(self.strings)
+            self.strings.append(token)
+        return found
+
+    def string(self, token_id: int) -> str:
+        return self.strings[token_id] if token_id >= 0 else ""
+
+
+Row = list[tuple[str, float]]
+
+
+class PackedTop(Sequence[Row]):
+    """One trace's top-k alternatives per token, read as rows of ``(token, logprob)`` pairs.
+
+    Read-only. Indexing gives a fresh list of tuples; slicing gives a ``PackedTop`` view. It compares equal to
+    the list of rows it stands for.
+    """
+
+    __slots__ = ("ids", "values", "vocab", "widths")
+
+    def __init__(self, values: np.ndarray, ids: np.ndarray, vocab: Vocabulary,
+                 widths: np.ndarray | None = None) -> None:
+        self.values = values  # float64, tokens × k
+        self.ids = ids  # int32, tokens × k
+        self.vocab = vocab
+        self.widths = widths  # alternatives in each row when some rows hold fewer than k; None when all hold k
+
+    @property
+    def width(self) -> int:
+        """Alternatives per token (k)."""
+        return int(self.values.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PackedTop: ...
+
+    def __getitem__(self, index: int | slice) -> Row | PackedTop:
+        if isinstance(index, slice):
+            widths = self.widths[index] if self.widths is not None else None
+            return PackedTop(self.values[index], self.ids[index], self.vocab, widths)
+        string = self.vocab.string
+        width = self.width if self.widths is None else int(self.widths[index])
+        ids, values = self.ids[index, :width].tolist(), self.values[index, :width].tolist()
+        return [(string(i), v) for i, v in zip(ids, values, strict=True)]
+
+    def __iter__(self) -> Iterator[Row]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedTop):
+            other = other.tolist()
+        if not isinstance(other, list):
+            return NotImplemented
+        return self.tolist() == [[tuple(pair) for pair in row] for row in other]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"PackedTop({len(self)} tokens × {self.width})"
+
+    def tolist(self) -> list[Row]:
+        return list(self)
+
+
+def pack_rows(rows: Sequence[Sequence[tuple[str, float]]], vocab: Vocabulary) -> PackedTop:
+    """Rows of ``(token, logprob)`` as a ``PackedTop``, exactly (rows may differ in length)."""
+    if isinstance(rows, PackedTop):
+        return rows
+    lengths = [len(row) for row in rows]
+    width = max(lengths, default=0)
+    values = np.full((len(rows), width), -np.inf)
+    ids = np.full((len(rows), width), -1, dtype=np.int32)
+    for r, row in enumerate(rows):
+        for c, (token, logprob) in enumerate(row):
+            values[r, c] = logprob
+            ids[r, c] = vocab.id(token)
+    ragged = any(n != width for n in lengths)
+    return PackedTop(values, ids, vocab, np.array(lengths, dtype=np.int32) if ragged else None)
+
+
+# ---- the packed file ----------------------------------------------------------------------------
+
+
+def _quantize(logprobs: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        codes = np.rint(-logprobs * QUANTUM)
+    codes = np.where(np.isfinite(codes), codes, _NEG_INF)
+    return np.clip(codes, 0, _NEG_INF).astype(np.int64)
+
+
+def _dequantize(codes: np.ndarray) -> np.ndarray:
+    values = -codes.astype(np.float64) / QUANTUM
+    values[codes >= _NEG_INF] = -np.inf
+    return values
+
+
+def write_packed(path: Path, header: dict[str, Any], problems: list[dict[str, Any]],
+                 traces: list[tuple[list[str], list[float], Sequence[Sequence[tuple[str, float]]]]], k: int) -> None:
+    """Write a packed bank. ``problems`` are JSON problem records whose traces lack token arrays; ``traces``
+    gives, in the same order, each trace's (tokens, logprobs, top rows)."""
+    tops, chosen, chars = [], [], []
+    for record, (tokens, logprobs, rows) in zip((t for p in problems for t in p["traces"]), traces, strict=True):
+        record["n_tokens"] = len(tokens)
+        joined = "".join(tokens) == record.get("reasoning", "") + record.get("text", "")
+        if not joined or any(len(t) > 255 for t in tokens):
+            record["tokens"] = tokens  # cannot be cut from the text by lengths alone
+            chars.append(np.zeros(len(tokens), dtype=np.uint8))
+        else:
+            chars.append(np.array([len(t) for t in tokens], dtype=np.uint8))
+        values = np.full((len(tokens), k), -np.inf)
+        own_values = np.asarray(logprobs, dtype=np.float64)
+        for r, row in enumerate(rows):
+            ordered = sorted(row, key=lambda pair: -pair[1])[:k]  # the server's order, enforced
+            values[r, : len(ordered)] = [lp for _, lp in ordered]
+            for token, logprob in ordered:
+                if token == tokens[r]:  # the sampled token: the same number, whatever float noise the server added
+                    own_values[r] = logprob
+                    break
+        codes = _quantize(values)
+        deltas = np.diff(codes, axis=1, prepend=0) if len(tokens) else codes
+        tops.append(deltas.astype(np.uint16))
+        own = _quantize(own_values)
+        first = codes[:, 0] if k else np.zeros(len(tokens), dtype=np.int64)
+        chosen.append(np.clip(own - first, 0, _NEG_INF).astype(np.uint16))
+    top = np.concatenate(tops) if tops else np.zeros((0, k), dtype=np.uint16)
+    body = "".join(json.dumps(p, ensure_ascii=False, separators=(",", ":")) + "\n" for p in problems)
+    members = {
+        "header.json": json.dumps(header, ensure_ascii=False, indent=1).encode(),
+        "problems.jsonl": body.encode(),
+        "top.u16": np.ascontiguousarray(top.T).astype("<u2").tobytes(),  # column-major: differences compress best
+        "chosen.u16": (np.concatenate(chosen) if chosen else np.zeros(0)).astype("<u2").tobytes(),
+        "chars.u8": (np.concatenate(chars) if chars else np.zeros(0)).astype(np.uint8).tobytes(),
+    }
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_LZMA) as zf:
+        for name in _MEMBERS:
+            zf.writestr(zipfile.ZipInfo(name, date_time=_DATE), members[name], compress_type=zipfile.ZIP_LZMA)
+
+
+def read_packed(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[list[str], list[float],
+                                                                                       PackedTop]]]:
+    """The header, the problem records and each trace's (tokens, logprobs, top rows), in file order.
+
+    Raises ``ValueError`` (with what is wrong) on a malformed file; the caller adds the path.
+    """
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        missing = [m for m in _MEMBERS if m not in names]
+        if missing:
+            raise ValueError(f"packed bank lacks {', '.join(missing)}")
+        header = json.loads(zf.read("header.json"))
+        problems = [json.loads(line) for line in zf.read("problems.jsonl").decode().splitlines() if line.strip()]
+        top_raw = np.frombuffer(zf.read("top.u16"), dtype="<u2")
+        chosen_raw = np.frombuffer(zf.read("chosen.u16"), dtype="<u2")
+        chars = np.frombuffer(zf.read("chars.u8"), dtype=np.uint8)
+    if not isinstance(header, dict):
+        raise ValueError("header.json is not an object")
+    k = int((header.get("packing") or {}).get("k", 0))
+    records = [t for p in problems for t in p.get("traces", [])]
+    total = sum(int(t.get("n_tokens", 0)) for t in records)
+    if len(chosen_raw) != total or len(chars) != total or len(top_raw) != total * k:
+        raise ValueError(f"its columns hold {len(chosen_raw)} tokens but its traces announce {total}")
+    codes = np.cumsum(top_raw.reshape(k, total).T.astype(np.int64), axis=1) if k else np.zeros((total, 0), np.int64)
+    top_values = _dequantize(codes)
+    own_codes = chosen_raw.astype(np.int64) + (codes[:, 0] if k else 0)
+    own_values = _dequantize(own_codes)
+    vocab = Vocabulary()
+    out: list[tuple[list[str], list[float], PackedTop]] = []
+    start = 0
+    for record in records:
+        count = int(record.pop("n_tokens", 0))
+        end = start + count
+        explicit = record.pop("tokens", None)
+        if explicit is not None:
+            tokens = [str(t) for t in explicit]
+        else:
+            whole = record.get("reasoning", "") + record.get("text", "")
+            tokens, pos = [], 0
+            for width in chars[start:end].tolist():
+                tokens.append(whole[pos : pos + width])
+                pos += width
+            if pos != len(whole):
+                raise ValueError("a trace's token lengths do not spell its text")
+        ids = np.full((count, k), -1, dtype=np.int32)
+        # The sampled token is named where its logprob appears among the alternatives (the first such rank).
+        hits = codes[start:end] == own_codes[start:end, None]
+        rank = np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
+        for r in np.nonzero(rank >= 0)[0].tolist():
+            ids[r, rank[r]] = vocab.id(tokens[r])
+        # Rows the server gave fewer than k alternatives were padded with -inf: cut the padding off again.
+        values = top_values[start:end]
+        finite = np.isfinite(values)
+        widths = finite.sum(axis=1).astype(np.int32) if not finite.all() else None
+        out.append((tokens, own_values[start:end].tolist(), PackedTop(values, ids, vocab, widths)))
+        start = end
+    return header, problems, out
+
+
+def is_packed(path: Path) -> bool:
+    """True when ``path`` starts like a zip file (a packed bank) rather than gzip or JSON."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"

@@ -54,6 +54,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from ponder.errors import CapabilityError, ConfigError
+from ponder.top_rows import PackedTop
 from ponder.types import Trace
 
 __all__ = [
@@ -105,8 +106,9 @@ MIN_TOP_K = 2
 def _require_top_k(trace: Trace, what: str) -> None:
     """Refuse a trace whose positions carry fewer than ``MIN_TOP_K`` alternatives."""
     tops = trace.top_logprobs
-    if len(tops) < len(trace.logprobs) or any(len(top) < MIN_TOP_K for top in tops):
-        widths = sorted({len(top) for top in tops}) or [0]
+    narrowest = tops.min_width() if isinstance(tops, PackedTop) else min((len(top) for top in tops), default=0)
+    if len(tops) < len(trace.logprobs) or narrowest < MIN_TOP_K:
+        widths = [narrowest]
         raise CapabilityError(
             f"confidence measure {what!r} needs the top-k alternatives of every token (k >= {MIN_TOP_K}); this "
             f"trace has k = {widths[0]} at some positions. Ask for them with --top-logprobs K (e.g. 20), or use "
@@ -134,8 +136,22 @@ def token_confidences(trace: Trace) -> np.ndarray:
     if not _require_logprobs(trace, "token confidence"):
         return np.zeros(0)
     _require_top_k(trace, "token confidence")
+    matrix = _matrix(trace)
+    if matrix is not None:
+        return np.asarray(-matrix.sum(axis=1) / matrix.shape[1])
     return np.array([-math.fsum(lp for _, lp in _top(trace, i)) / len(_top(trace, i))
                      for i in range(len(trace.logprobs))])
+
+
+def _matrix(trace: Trace) -> np.ndarray | None:
+    """The trace's top-k logprobs as one ``L × k`` array when it comes from a packed bank with k at every
+    position (the fast path: no tuples are built), else None."""
+    tops = trace.top_logprobs
+    if isinstance(tops, PackedTop):
+        matrix = tops.logprob_matrix()
+        if matrix is not None:
+            return matrix[: len(trace.logprobs)]
+    return None
 
 
 # ---- whole-trace measures ------------------------------------------------------------------------
@@ -219,6 +235,12 @@ def self_certainty(trace: Trace) -> float:
     if not _require_logprobs(trace, "self_certainty"):
         return -math.inf
     _require_top_k(trace, "self_certainty")
+    matrix = _matrix(trace)
+    if matrix is not None:
+        top_max = matrix.max(axis=1, keepdims=True)
+        log_mass = top_max + np.log(np.exp(matrix - top_max).sum(axis=1, keepdims=True))
+        per_position = -math.log(matrix.shape[1]) - (matrix - log_mass).mean(axis=1)
+        return float(per_position.mean())
     total = 0.0
     for i in range(len(trace.logprobs)):
         top = trace.top_logprobs[i]

@@ -14,9 +14,10 @@ import pytest
 from ponder.backends.fake import FakeBackend
 from ponder.backends.replay import ReplayBackend
 from ponder.bank import Bank, BankError, record_bank
-from ponder.bank.packed import QUANTUM, PackedTop, Vocabulary, pack_rows
+from ponder.bank.packed import QUANTUM
 from ponder.context import Ctx, Sampling
 from ponder.runner import solve
+from ponder.top_rows import PackedTop, Vocabulary, pack_rows
 from ponder.types import Trace
 
 SAMPLING = Sampling(temperature=0.8, max_tokens=96, seed=5, top_logprobs=5)
@@ -149,3 +150,19 @@ def test_damaged_packed_banks_are_refused_with_one_line(packed_bank: Bank, tmp_p
         with pytest.raises(BankError) as info:
             Bank.load(path)
         assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_confidence_measures_read_packed_rows_like_lists(packed_bank: Bank) -> None:
+    """The array fast path of the DeepConf measures and self-certainty gives what the per-row path gives."""
+    from ponder import confidence
+
+    for trace in next(iter(packed_bank.problems.values())).traces:
+        as_list = dataclasses.replace(trace, top_logprobs=trace.top_logprobs.tolist())  # type: ignore[union-attr]
+        assert np.allclose(confidence.token_confidences(trace), confidence.token_confidences(as_list),
+                           rtol=0, atol=1e-12)
+        for name in ("mean", "lowest_group", "bottom10", "tail", "self_certainty"):
+            fast, slow = confidence.measure(trace, name), confidence.measure(as_list, name)
+            assert math.isclose(fast, slow, rel_tol=0, abs_tol=1e-12), name
+    narrow = Trace(tokens=["a"], logprobs=[-0.1], top_logprobs=pack_rows([[("a", -0.1)]], Vocabulary()))
+    with pytest.raises(Exception, match="--top-logprobs"):
+        confidence.token_confidences(narrow)

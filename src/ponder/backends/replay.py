@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from ponder.backends.base import Capabilities, StreamEnd, StreamEvent
 from ponder.backends.thinking import CLOSE, OPEN, ThinkSplitter
 from ponder.bank import Bank, BankError, BankProblem
 from ponder.errors import CapabilityError, ConfigError
+from ponder.top_rows import PackedTop
 from ponder.types import Delta, GenerationRequest, Message, TokenLogprob, Trace
 
 __all__ = ["ReplayBackend", "ReplayError", "ReplaySession", "replay_order"]
@@ -175,7 +176,7 @@ class ReplayBackend:
                 reasoning=served.reasoning,
                 tokens=src.tokens[:cut],
                 logprobs=src.logprobs[:cut],
-                top_logprobs=[row[:top_k] for row in src.top_logprobs[:cut]],
+                top_logprobs=_head(src.top_logprobs, cut, top_k),
                 finish_reason=served.finish_reason,
                 prompt_tokens=src.prompt_tokens,
                 completion_tokens=served.completion_tokens,
@@ -393,6 +394,13 @@ def _clip(pieces: list[tuple[str, str]], text_len: int | None) -> list[tuple[str
         left -= len(keep)
         out.append((keep, reasoning))
     return out
+
+
+def _head(top: Sequence[Sequence[tuple[str, float]]], rows: int, k: int) -> Sequence[Sequence[tuple[str, float]]]:
+    """The first ``rows`` positions' top ``k`` alternatives (a view of a packed bank's arrays, not a copy)."""
+    if isinstance(top, PackedTop):
+        return top.head(rows, k)
+    return [list(row[:k]) for row in top[:rows]]
 
 
 async def _failing(exc: Exception) -> AsyncIterator[StreamEvent]:

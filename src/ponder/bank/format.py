@@ -38,10 +38,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
-from ponder.bank.packed import QUANTUM, PackedTop, Vocabulary, is_packed, pack_rows, read_packed, write_packed
+from ponder.bank.packed import QUANTUM, is_packed, read_packed, write_packed
 from ponder.context import Sampling
 from ponder.errors import PonderError
 from ponder.files import file_digest
+from ponder.top_rows import PackedTop, Vocabulary, pack_rows
 from ponder.types import Message, Problem, Trace
 
 __all__ = ["FORMAT", "SUFFIX", "VERSION", "Bank", "BankError", "BankProblem", "BankTask"]

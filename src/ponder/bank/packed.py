@@ -3,9 +3,9 @@
 A GSM8K bank of 100 problems × 32 traces holds about a million tokens with 20 alternatives each. As Python
 tuples that is about 7 KB per token (7 GB); as a JSON bank about 240 bytes per token on disk. Two remedies:
 
-* ``PackedTop``: one trace's alternatives as a ``tokens × k`` float64 array plus int32 ids into a shared
-  vocabulary (~250 bytes per token in memory). It reads like the list of ``(token, logprob)`` rows a backend
-  returns, and every loaded bank uses it.
+* ``ponder.top_rows.PackedTop``: one trace's alternatives as a ``tokens × k`` float64 array plus int32 ids
+  into a shared vocabulary (~250 bytes per token in memory). It reads like the list of ``(token, logprob)``
+  rows a backend returns, and every loaded bank uses it.
 * The **packed bank format** (``.bank.zip``, ``ponder bank pack``): what confidence measures read, at about a
   tenth of a JSON bank's size, small enough to ship with the repository. Logprobs are quantized to
   ``1/QUANTUM`` nats (error at most 1/32 nat per value; group and trace confidences average 20 values over many
@@ -24,114 +24,20 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
-__all__ = ["QUANTUM", "PackedTop", "Vocabulary", "pack_rows", "read_packed", "write_packed"]
+from ponder.top_rows import PackedTop, Vocabulary
+
+__all__ = ["QUANTUM", "is_packed", "read_packed", "write_packed"]
 
 QUANTUM = 16  # logprobs are stored as round(-logprob * QUANTUM)
 _NEG_INF = 65535  # the quantized code of -inf (and of anything below -65534/QUANTUM)
 _MEMBERS = ("header.json", "problems.jsonl", "top.u16", "chosen.u16", "chars.u8")
 _DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: the same bank always gives the same bytes
-
-
-class Vocabulary:
-    """Token strings of one bank, each stored once; id -1 is the unknown token ``""``."""
-
-    def __init__(self) -> None:
-        self.strings: list[str] = []
-        self._ids: dict[str, int] = {}
-
-    def id(self, token: str) -> int:
-        found = self._ids.get(token)
-        if found is None:
-            found = self._ids[token] = len(self.strings)
-            self.strings.append(token)
-        return found
-
-    def string(self, token_id: int) -> str:
-        return self.strings[token_id] if token_id >= 0 else ""
-
-
-Row = list[tuple[str, float]]
-
-
-class PackedTop(Sequence[Row]):
-    """One trace's top-k alternatives per token, read as rows of ``(token, logprob)`` pairs.
-
-    Read-only. Indexing gives a fresh list of tuples; slicing gives a ``PackedTop`` view. It compares equal to
-    the list of rows it stands for.
-    """
-
-    __slots__ = ("ids", "values", "vocab", "widths")
-
-    def __init__(self, values: np.ndarray, ids: np.ndarray, vocab: Vocabulary,
-                 widths: np.ndarray | None = None) -> None:
-        self.values = values  # float64, tokens × k
-        self.ids = ids  # int32, tokens × k
-        self.vocab = vocab
-        self.widths = widths  # alternatives in each row when some rows hold fewer than k; None when all hold k
-
-    @property
-    def width(self) -> int:
-        """Alternatives per token (k)."""
-        return int(self.values.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.values.shape[0])
-
-    @overload
-    def __getitem__(self, index: int) -> Row: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> PackedTop: ...
-
-    def __getitem__(self, index: int | slice) -> Row | PackedTop:
-        if isinstance(index, slice):
-            widths = self.widths[index] if self.widths is not None else None
-            return PackedTop(self.values[index], self.ids[index], self.vocab, widths)
-        string = self.vocab.string
-        width = self.width if self.widths is None else int(self.widths[index])
-        ids, values = self.ids[index, :width].tolist(), self.values[index, :width].tolist()
-        return [(string(i), v) for i, v in zip(ids, values, strict=True)]
-
-    def __iter__(self) -> Iterator[Row]:
-        for i in range(len(self)):
-            yield self[i]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, PackedTop):
-            other = other.tolist()
-        if not isinstance(other, list):
-            return NotImplemented
-        return self.tolist() == [[tuple(pair) for pair in row] for row in other]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like the list it stands for
-
-    def __repr__(self) -> str:
-        return f"PackedTop({len(self)} tokens × {self.width})"
-
-    def tolist(self) -> list[Row]:
-        return list(self)
-
-
-def pack_rows(rows: Sequence[Sequence[tuple[str, float]]], vocab: Vocabulary) -> PackedTop:
-    """Rows of ``(token, logprob)`` as a ``PackedTop``, exactly (rows may differ in length)."""
-    if isinstance(rows, PackedTop):
-        return rows
-    lengths = [len(row) for row in rows]
-    width = max(lengths, default=0)
-    values = np.full((len(rows), width), -np.inf)
-    ids = np.full((len(rows), width), -1, dtype=np.int32)
-    for r, row in enumerate(rows):
-        for c, (token, logprob) in enumerate(row):
-            values[r, c] = logprob
-            ids[r, c] = vocab.id(token)
-    ragged = any(n != width for n in lengths)
-    return PackedTop(values, ids, vocab, np.array(lengths, dtype=np.int32) if ragged else None)
 
 
 # ---- the packed file ----------------------------------------------------------------------------

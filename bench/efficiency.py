@@ -5,9 +5,11 @@ For every strategy (swept over its sample budget) this prints, from replays of t
   - the tokens its cheapest setting needs to reach self-consistency@N's accuracy, as a fraction of
     self-consistency@N's tokens (target on banks where confidence carries signal: <= 0.20 at N = 32), both for
     SC@N's mean accuracy and for the lower end of its 95% CI;
-  - its accuracy minus self-consistency's at equal tokens (self-consistency interpolated in log tokens).
+  - its accuracy minus self-consistency's at equal tokens, with a paired 95% bootstrap CI over problems: each
+    problem's self-consistency accuracy is interpolated in log tokens between the two SC settings whose mean
+    tokens bracket the strategy's (clamped, and marked *, outside SC's range).
 
-Usage: python bench/efficiency.py BANK [--repeats 10] [--target-n 32] [--limit 100]
+Usage: python bench/efficiency.py BANK [--repeats 10] [--target-n 32] [--limit 100] [--only deepconf,rpc]
 Record a bank first, e.g.: ponder bank record add1.bank.jsonl.gz --task add1 --n 64 --max-tokens 96
 """
 
@@ -38,6 +40,7 @@ class Point:
     params: dict[str, Any]
     accuracy: Estimate  # bootstrap over problems of per-problem accuracy averaged over repeats
     tokens: float  # mean completion tokens per problem (cancelled tokens included)
+    per_problem: np.ndarray  # accuracy of each problem, averaged over repeats
 
 
 async def replay(bank: Bank, problems: list[Problem], strategy: str, params: dict[str, Any],
@@ -83,14 +86,27 @@ def sweeps(max_n: int) -> list[tuple[str, dict[str, Any]]]:
     return grid
 
 
-def interpolate_sc(sc: list[Point], tokens: float) -> float:
-    """Self-consistency accuracy at a token count, linear in log tokens between measured points."""
+def sc_at_tokens(sc: list[Point], tokens: float) -> tuple[np.ndarray, bool]:
+    """Each problem's self-consistency accuracy at a token count: linear in log tokens between the two SC
+    settings that bracket it; beyond SC's range, the nearest setting (and True: clamped)."""
     xs = [math.log(p.tokens) for p in sc]
-    ys = [p.accuracy.mean for p in sc]
-    return float(np.interp(math.log(max(tokens, 1e-9)), xs, ys))
+    x = math.log(max(tokens, 1e-9))
+    if x <= xs[0] or x >= xs[-1]:
+        nearest = sc[0] if x <= xs[0] else sc[-1]
+        return nearest.per_problem, not math.isclose(x, math.log(nearest.tokens), rel_tol=1e-9)
+    j = int(np.searchsorted(xs, x))
+    w = (x - xs[j - 1]) / (xs[j] - xs[j - 1])
+    return (1 - w) * sc[j - 1].per_problem + w * sc[j].per_problem, False
 
 
-async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None) -> None:
+def paired_delta(point: Point, sc: list[Point]) -> str:
+    """Accuracy minus self-consistency's at the same tokens, with a paired bootstrap 95% CI over problems."""
+    at, clamped = sc_at_tokens(sc, point.tokens)
+    delta = bootstrap_mean(point.per_problem - at)
+    return f"{delta.mean:+.3f} [{delta.low:+.3f}, {delta.high:+.3f}]" + ("*" if clamped else "")
+
+
+async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None, only: set[str] | None) -> None:
     bank = Bank.load(bank_path)
     problems = bank.problems_for_task()[:limit] if limit else bank.problems_for_task()
     print(f"bank {bank_path.name}: {bank.model}, task {bank.task.name}, {len(problems)} problems × {bank.n} traces, "
@@ -105,22 +121,26 @@ async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None) 
     points: list[Point] = []
     started = time.perf_counter()
     for strategy, params in sweeps(bank.n):
+        if only is not None and strategy not in only | {"self-consistency"}:
+            continue
         per_problem, tokens = await replay(bank, problems, strategy, params, repeats)
-        points.append(Point(label(strategy, params), strategy, params, bootstrap_mean(per_problem), tokens))
+        points.append(Point(label(strategy, params), strategy, params, bootstrap_mean(per_problem), tokens,
+                            np.asarray(per_problem)))
     elapsed = time.perf_counter() - started
 
     sc = sorted((p for p in points if p.strategy == "self-consistency"), key=lambda p: p.tokens)
     target = next(p for p in sc if p.params["n"] == target_n)
     print(f"\nself-consistency@{target_n}: accuracy {target.accuracy}, {target.tokens:.1f} tokens/problem "
           f"({elapsed:.0f} s for {len(points)} configurations)\n")
-    print("| strategy | accuracy [95% CI] | tokens/problem | vs SC at equal tokens | reaches SC@N? | token fraction |")
+    print("| strategy | accuracy [95% CI] | tokens/problem | vs SC at equal tokens [paired 95% CI] | reaches SC@N? "
+          "| token fraction |")
     print("|---|---|---|---|---|---|")
     for p in sorted(points, key=lambda p: (p.strategy, p.tokens)):
         reaches = p.accuracy.mean >= target.accuracy.low
         fraction = f"{p.tokens / target.tokens:.3f}" if reaches else "–"
-        delta = p.accuracy.mean - interpolate_sc(sc, p.tokens)
-        print(f"| {p.label} | {p.accuracy} | {p.tokens:.1f} | {delta:+.3f} | {'yes' if reaches else 'no'} | "
+        print(f"| {p.label} | {p.accuracy} | {p.tokens:.1f} | {paired_delta(p, sc)} | {'yes' if reaches else 'no'} | "
               f"{fraction} |")
+    print("(* outside self-consistency's token range: compared with its nearest setting)")
 
     print(f"\ncheapest configuration of each strategy that reaches SC@{target_n}'s accuracy: its mean "
           f"({target.accuracy.mean:.3f}), and the lower end of its 95% CI ({target.accuracy.low:.3f})")
@@ -141,5 +161,7 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--target-n", type=int, default=32)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--only", default=None, help="comma-separated strategies to sweep (self-consistency always)")
     args = parser.parse_args()
-    asyncio.run(main(args.bank, args.repeats, args.target_n, args.limit))
+    only = set(args.only.split(",")) if args.only else None
+    asyncio.run(main(args.bank, args.repeats, args.target_n, args.limit, only))

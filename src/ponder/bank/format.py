@@ -21,7 +21,7 @@ then one line per problem, in bank order::
 JSON extension). Readers accept the same content uncompressed. Files of a newer ``version`` are refused.
 
 A bank saved under a name ending in ``.zip`` is written in the packed format of ``ponder.bank.packed``
-(quantized top-k logprobs, about a tenth of the size); ``load`` reads either. Loaded traces hold their top-k
+(quantized top-k logprobs, about a twentieth of the size); ``load`` reads either. Loaded traces hold their top-k
 alternatives as ``PackedTop`` arrays, not tuples, so a million-token bank fits in a few hundred MB.
 """
 

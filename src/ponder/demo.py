@@ -143,7 +143,8 @@ async def run_demo(
             if on_step:
                 on_step("live", step.label)
             started = time.perf_counter()
-            config = replace(base, strategy=step.strategy, params=dict(step.params), limit=live, model=model)
+            config = replace(base, strategy=step.strategy, params=dict(step.params), limit=live, model=model,
+                             problems_from=bank_path)
             outcome = await run_eval(config, store, on_progress=on_progress, backend=backend)
             rows.append(_row(step, "live", [(outcome.run_id, store.results(outcome.run_id))],
                              time.perf_counter() - started))

@@ -57,6 +57,9 @@ class EvalConfig:
     run_id: str | None = None
     replay: Path | None = None  # a trace bank to serve samples from instead of a model
     replay_seed: int = 0  # order in which the bank's traces are served; one seed per repeat
+    # A live run on a bank's problems (its recorded prompts and golds, the task's scoring): no data file needed.
+    # Like data_dir, not part of the run's identity.
+    problems_from: Path | None = None
     store_traces: bool = True  # replayed traces are already in the bank: runs may skip storing them
     # Solve on a Ray cluster (ponder.distributed) at this address ("default": $RAY_ADDRESS, a cluster started on
     # this machine, else a new local one); like the speed settings, not part of the run's identity.
@@ -265,10 +268,11 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
 
         check_config(config)  # a missing extra or an impossible setting fails before the run is created
     bank = None
-    if config.replay is not None:
+    source = config.replay if config.replay is not None else config.problems_from
+    if source is not None:
         from ponder.bank import Bank
 
-        bank = await asyncio.to_thread(Bank.load, config.replay)
+        bank = await asyncio.to_thread(Bank.load, source)
         problems = bank.problems_for_task(config.data_dir)[config.offset:]
         problems = problems[: config.limit] if config.limit is not None else problems
     else:
@@ -294,7 +298,7 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
         from ponder.distributed import run_on_ray
 
         await run_on_ray(config, todo, save)  # workers solve; this process alone stores, through save
-    elif bank is not None:
+    elif bank is not None and config.replay is not None:
         from ponder.backends.replay import ReplayBackend
 
         replay = ReplayBackend(bank, seed=config.replay_seed)

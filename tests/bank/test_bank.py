@@ -276,3 +276,32 @@ async def test_problems_for_task_keep_the_bank_prompts_and_take_the_task_golds(t
     assert bank.warning is not None and "1 prompts, 1 gold answers" in bank.warning
     stats = bank.stats()
     assert stats["problems"] == 2 and stats["traces"] == 12 and 0 < stats["trace_accuracy"] < 1
+
+
+async def test_a_data_set_bank_replays_without_its_data_file_scored_by_the_task(tmp_path: Path) -> None:
+    """A GSM8K bank needs neither the GSM8K file nor the Hub: the task's numeric extractor scores its traces."""
+    from ponder.backends import BackendSpec
+    from ponder.backends.replay import ReplayBackend
+    from ponder.runner import EvalConfig, run_eval
+    from ponder.store import Store
+
+    bank = await record_bank("gsm8k", backend=FakeBackend(), n=4, limit=3, path=tmp_path / "g.bank.jsonl.gz",
+                             sampling=SAMPLING)
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    problems = bank.problems_for_task(empty)
+    assert bank.warning is None and [p.id for p in problems] == list(bank.problems)
+    assert [p.gold for p in problems] == [bp.gold for bp in bank.problems.values()]
+    # the task's own extractor: a copied placeholder is no answer (the generic extractor would read "N")
+    assert problems[0].extract("The answer is N.") is None
+    assert problems[0].extract("so 18 eggs.\nThe answer is 18.") == "18"
+    assert await problems[0].checker(problems[0].gold, problems[0])
+    assert ReplayBackend(bank).bank is bank
+    # a live run on the bank's problems, with no data file anywhere it looks
+    with Store(tmp_path / "s.db") as store:
+        config = EvalConfig(task="gsm8k", strategy="self-consistency", model=BackendSpec(kind="fake"),
+                            params={"n": 2}, problems_from=Path(str(bank.path)), data_dir=empty, limit=2,
+                            sampling=SAMPLING)
+        outcome = await run_eval(config, store)
+        assert [r.problem_id for r in store.results(outcome.run_id)] == list(bank.problems)[:2]
+        assert not outcome.run_id.endswith("-r0")  # a live run, not a replay

@@ -209,19 +209,29 @@ class Bank:
         """The bank's problems as task ``Problem``s (with the task's checker and extractor), in bank order.
 
         The task named in the header is reloaded with the recorded seed and size (fixed data sets from
-        ``data_dir``, else the recorded data_dir if it exists here, else the usual search). Prompts come from
-        the bank, since its traces answer them; gold answers from the task. If the task cannot be loaded (data
-        missing, optional dependency absent), problems are built from the bank with the generic math
-        extractor and checker; ``warning`` says so.
+        ``data_dir``, else the recorded data_dir if it exists here, else the usual local search; never the
+        Hub). Prompts come from the bank, since its traces answer them; gold answers from the task. A fixed data
+        set whose file is not here is scored by the task's own checker and extractor with the bank's golds (a
+        bank replays without its data). Otherwise, if the task cannot be loaded (optional dependency absent, a
+        task gone), problems are built from the bank with the generic math extractor and checker; ``warning``
+        says so.
         """
         from ponder.tasks import load_task
+        from ponder.tasks.registry import get_task
 
         self.warning = None
         if data_dir is None and self.task.data_dir and Path(self.task.data_dir).is_dir():
             data_dir = self.task.data_dir
         try:
-            loaded = load_task(self.task.name, data_dir=data_dir, seed=self.task.seed, size=self.task.size)
+            loaded = load_task(self.task.name, data_dir=data_dir, seed=self.task.seed, size=self.task.size,
+                               hub=False)
         except (PonderError, OSError, ImportError) as exc:
+            try:
+                rebuild = get_task(self.task.name).rebuild
+            except PonderError:
+                rebuild = None
+            if rebuild is not None:
+                return [rebuild(p.id, p.messages, p.gold) for p in self.problems.values()]
             self.warning = (f"task {self.task.name!r} could not be loaded ({_first_line(exc)}); answers are "
                             "extracted and checked with the generic math extractor and checker")
             return [self._generic_problem(p) for p in self.problems.values()]

@@ -23,7 +23,7 @@ from ponder.answers import check_math, extract_answer, extract_number_answer
 from ponder.errors import TaskError, one_line
 from ponder.tasks.prompts import math_messages
 from ponder.tasks.registry import LoadOptions, TaskSpec, register_task
-from ponder.types import Problem
+from ponder.types import Message, Problem
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class RowError(ValueError):
 
 @dataclass(frozen=True)
 class JsonlSet:
-    """A fixed data set: its file name, its Hugging Face fallback and how a row becomes a Problem."""
+    """A fixed data set: its file name, its Hugging Face fallback, how a row becomes a Problem, and whether its
+    answers are all numbers."""
 
     name: str
     filename: str
@@ -46,6 +47,7 @@ class JsonlSet:
     hub_config: str | None
     hub_split: str
     convert: Callable[[dict[str, Any], int], Problem]
+    numeric: bool
 
 
 # ---------------------------------------------------------------------------------------------- rows
@@ -78,14 +80,16 @@ def _math_problem(
 ) -> Problem:
     """A math Problem; ``numeric`` when every gold answer is a number (GSM8K, AIME, AMC 2023), so a final
     statement that is not a number (a copied placeholder, a bare letter) carries no answer."""
-    return Problem(
-        id=pid,
-        messages=math_messages(question),
-        gold=gold,
-        checker=check_math,
-        extract=extract_number_answer if numeric else extract_answer,
-        meta=meta,
-    )
+    return _recorded_math_problem(numeric)(pid, math_messages(question), gold, meta)
+
+
+def _recorded_math_problem(numeric: bool) -> Callable[..., Problem]:
+    """How a math problem is scored, applied to a prompt and gold answer (also those a bank recorded)."""
+    def make(pid: str, messages: list[Message], gold: str | None, meta: dict[str, Any] | None = None) -> Problem:
+        return Problem(id=pid, messages=messages, gold=gold, checker=check_math,
+                       extract=extract_number_answer if numeric else extract_answer, meta=meta or {})
+
+    return make
 
 
 def gsm8k_problem(row: dict[str, Any], index: int) -> Problem:
@@ -119,12 +123,12 @@ def _competition_problem(task: str) -> Callable[[dict[str, Any], int], Problem]:
 SETS = {
     s.name: s
     for s in (
-        JsonlSet("gsm8k", "gsm8k-test.jsonl", "openai/gsm8k", "main", "test", gsm8k_problem),
-        JsonlSet("math500", "math500-test.jsonl", "HuggingFaceH4/MATH-500", None, "test", math500_problem),
+        JsonlSet("gsm8k", "gsm8k-test.jsonl", "openai/gsm8k", "main", "test", gsm8k_problem, True),
+        JsonlSet("math500", "math500-test.jsonl", "HuggingFaceH4/MATH-500", None, "test", math500_problem, False),
         JsonlSet(
-            "aime24", "aime24.jsonl", "HuggingFaceH4/aime_2024", None, "train", _competition_problem("aime24")
+            "aime24", "aime24.jsonl", "HuggingFaceH4/aime_2024", None, "train", _competition_problem("aime24"), True
         ),
-        JsonlSet("amc23", "amc23.jsonl", "math-ai/amc23", None, "test", _competition_problem("amc23")),
+        JsonlSet("amc23", "amc23.jsonl", "math-ai/amc23", None, "test", _competition_problem("amc23"), True),
     )
 }
 
@@ -197,6 +201,8 @@ def load_set(ds: JsonlSet, options: LoadOptions) -> list[Problem]:
                 problems.append(ds.convert(row, index))
             except RowError as e:
                 raise TaskError(f"{path}:{lineno}: {e}") from None
+    elif not options.hub:
+        raise TaskError(f"{ds.name}: {ds.filename} not found in ./data or ../shared/data (and the Hub was not asked)")
     else:
         try:
             rows = load_hub_rows(ds)
@@ -235,5 +241,6 @@ for _ds in SETS.values():
             data=f"{_ds.filename} (data dir), else Hugging Face {_ds.hub_id}",
             max_tokens=_max_tokens,
             loader=_loader(_ds),
+            rebuild=_recorded_math_problem(_ds.numeric),
         )
     )

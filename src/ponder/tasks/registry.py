@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ponder.errors import ConfigError, TaskError
-from ponder.types import Problem
+from ponder.types import Message, Problem
 
 GYM_PREFIX = "gym:"
 DEFAULT_SIZE = 100
@@ -30,6 +30,7 @@ class LoadOptions:
     seed: int = 0
     size: int | None = None
     offset: int = 0
+    hub: bool = True  # fixed data sets may fall back to the Hugging Face Hub when no local file is found
 
     def window(self, total: int) -> range:
         """The indices ``[offset, offset + limit)`` clipped to ``[0, total)``, in order."""
@@ -38,6 +39,8 @@ class LoadOptions:
 
 
 Loader = Callable[[LoadOptions], list[Problem]]
+Rebuild = Callable[[str, list[Message], "str | None"], Problem]
+"""A task's problem made again from a recorded id, prompt and gold answer (for banks), without its data."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class TaskSpec:
     data: str
     max_tokens: int
     loader: Loader = field(repr=False, compare=False)
+    # Fixed data sets: how a recorded problem gets the task's checker and extractor, so a bank replays without
+    # the data file (None: the task must be loaded).
+    rebuild: Rebuild | None = field(default=None, repr=False, compare=False)
 
     def load(self, options: LoadOptions) -> list[Problem]:
         return self.loader(options)
@@ -149,12 +155,14 @@ def load_task(
     seed: int = 0,
     size: int | None = None,
     offset: int = 0,
+    hub: bool = True,
 ) -> list[Problem]:
     """Load the problems of task ``name``, in a deterministic order, sliced by ``offset`` and ``limit``.
 
     ``data_dir`` is where the JSONL sets live (see ``ponder.tasks.datasets``); ``seed`` and ``size`` apply to
     generated tasks (arithmetic and ``gym:<dataset>``; ``size`` defaults to 100) and are ignored by the
     fixed data sets. Problem ``i`` of a generated task depends only on the task, the seed and ``i``.
+    ``hub=False`` keeps a fixed data set from falling back to the Hugging Face Hub (TaskError instead).
     """
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be >= 0, got {limit}")
@@ -169,5 +177,6 @@ def load_task(
         seed=seed,
         size=size,
         offset=offset,
+        hub=hub,
     )
     return spec.load(options)

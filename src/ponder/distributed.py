@@ -150,7 +150,8 @@ class ProblemWorker:
             if self._backend_for is None:
                 stack = AsyncExitStack()
                 try:
-                    backend = await stack.enter_async_context(worker_backend(self._config.model, self._index))
+                    spec = self._config.model.sized_for(self._config.sampling.max_tokens)
+                    backend = await stack.enter_async_context(worker_backend(spec, self._index))
                     stack.push_async_callback(self._agents.close)
                 except BaseException:
                     await stack.aclose()

@@ -69,6 +69,7 @@ class Session:
             self._given = model
             self.spec = BackendSpec(kind=model.name)
         self.sampling = sampling or Sampling()
+        self.spec = self.spec.sized_for(self.sampling.max_tokens)
         self.slots = Slots(max_inflight)
         self.agents = AgentPool()
         self._backend: Backend | None = None

@@ -8,6 +8,7 @@ see ``backends/fleet.py``), and ``fake`` (scripted, for tests).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -53,6 +54,16 @@ class BackendSpec:
     timeout_s: float = 600.0
     threads: int | None = None  # llama-server's --threads; None leaves its own default
     named: str | None = None  # the catalog name of a local:NAME model (target is then its assembled file)
+    ctx_per_slot: int | None = None  # local: context per llama-server slot (None: room for 512-token samples)
+
+    def sized_for(self, max_tokens: int | None) -> BackendSpec:
+        """This spec with local slots big enough for samples of ``max_tokens`` plus their prompt (other kinds
+        unchanged): a sample must never stop early because its slot's context filled."""
+        if self.kind != "local" or self.ctx_per_slot is not None:
+            return self
+        from ponder.backends.local import context_for
+
+        return dataclasses.replace(self, ctx_per_slot=context_for(max_tokens))
 
     def describe(self) -> str:
         if self.kind == "local" and self.named:
@@ -135,10 +146,10 @@ def _openai(spec: BackendSpec) -> Backend:
 
 
 def _local(spec: BackendSpec) -> Backend:
-    from ponder.backends.local import LocalBackend
+    from ponder.backends.local import LocalBackend, context_for
 
     return LocalBackend(Path(spec.target) if spec.target else None, server_bin=spec.server_bin, slots=spec.slots,
-                        threads=spec.threads)
+                        threads=spec.threads, ctx_per_slot=spec.ctx_per_slot or context_for(None))
 
 
 _BUILTIN: dict[str, BackendFactory] = {"fake": _fake, "openai": _openai, "local": _local}

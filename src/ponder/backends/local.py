@@ -15,13 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 
-from ponder.backends.base import Capabilities
+from ponder.backends.base import Capabilities, StreamEnd, StreamEvent
 from ponder.backends.openai import OpenAIBackend
-from ponder.errors import BackendUnavailable
+from ponder.errors import BackendError, BackendUnavailable
+from ponder.types import GenerationRequest, Trace
 
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVER_ENV = "PONDER_LLAMA_SERVER"
@@ -194,8 +196,24 @@ def _stop_all() -> None:
         server.stop()
 
 
+PROMPT_HEADROOM = 4096
+"""Tokens of context per slot kept for the prompt (and a conversation's earlier turns) beyond max_tokens."""
+
+
+def context_for(max_tokens: int | None) -> int:
+    """Context per llama-server slot for samples of up to ``max_tokens``: the prompt headroom on top, at least
+    4096, in whole 256-token blocks. A slot whose context fills stops the sample early with ``length``, which
+    would look like a max_tokens cut."""
+    needed = (max_tokens or 0) + PROMPT_HEADROOM
+    return max(4096, -(-needed // 256) * 256)
+
+
 class LocalBackend(OpenAIBackend):
-    """An OpenAI backend on a llama-server it owns; ``start`` launches it and ``aclose`` stops it."""
+    """An OpenAI backend on a llama-server it owns; ``start`` launches it and ``aclose`` stops it.
+
+    A sample that stops with ``length`` before its ``max_tokens`` ran out of the slot's context: that raises a
+    ``BackendError`` rather than pass for a max_tokens cut (size the slots with ``context_for``).
+    """
 
     def __init__(
         self,
@@ -220,6 +238,32 @@ class LocalBackend(OpenAIBackend):
         await self.server.start()
         self.set_base_url(self.server.base_url)
         await super().start()
+
+    async def complete(self, request: GenerationRequest) -> list[Trace]:
+        traces = await super().complete(request)
+        for trace in traces:
+            self._check_context(request, trace.finish_reason, trace.prompt_tokens, trace.completion_tokens)
+        return traces
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        async with contextlib.aclosing(super().stream(request)) as events:  # type: ignore[type-var]
+            async for event in events:
+                if isinstance(event, StreamEnd):
+                    self._check_context(request, event.finish_reason, event.prompt_tokens, event.completion_tokens)
+                yield event
+
+    def _check_context(self, request: GenerationRequest, finish: str | None, prompt: int, completion: int) -> None:
+        if finish != "length" or request.max_tokens is None or completion >= request.max_tokens:
+            return
+        size = self.server.ctx_per_slot
+        if prompt + completion < size - 8:  # a cancelled stream, or a server that counted differently
+            return
+        raise BackendError(
+            f"llama-server ran out of context: a sample stopped after {completion} of max_tokens "
+            f"{request.max_tokens} because its prompt ({prompt} tokens) and completion filled the {size} tokens "
+            f"a slot holds. Use a smaller --max-tokens or a shorter prompt, or serve the model with more context "
+            "per slot and use --model openai:URL"
+        )
 
     async def aclose(self) -> None:
         try:

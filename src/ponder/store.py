@@ -410,7 +410,7 @@ def _trace_row(run_id: str, problem_id: str, t: Trace) -> tuple[Any, ...]:
     return (
         run_id, problem_id, t.index, t.text, t.reasoning, t.answer, _bool(t.correct), t.finish_reason,
         t.prompt_tokens, t.completion_tokens, t.latency_s, int(t.cancelled), _json(t.tokens), _json(t.logprobs),
-        _json(t.top_logprobs), int(t.aux),
+        _json(t.top_logprobs if isinstance(t.top_logprobs, list) else [list(r) for r in t.top_logprobs]), int(t.aux),
     )  # fmt: skip
 
 

@@ -166,3 +166,17 @@ def test_confidence_measures_read_packed_rows_like_lists(packed_bank: Bank) -> N
     narrow = Trace(tokens=["a"], logprobs=[-0.1], top_logprobs=pack_rows([[("a", -0.1)]], Vocabulary()))
     with pytest.raises(Exception, match="--top-logprobs"):
         confidence.token_confidences(narrow)
+
+
+async def test_replayed_traces_from_a_packed_bank_are_stored_like_live_ones(packed_bank: Bank, tmp_path: Path) -> None:
+    from ponder.backends import BackendSpec
+    from ponder.runner import EvalConfig, run_eval
+    from ponder.store import Store
+
+    with Store(tmp_path / "s.db") as store:
+        config = EvalConfig(task="add1", strategy="self-consistency", model=BackendSpec(kind="fake"), params={"n": 4},
+                            replay=Path(str(packed_bank.path)), store_traces=True, limit=2)
+        outcome = await run_eval(config, store)
+        stored = [t for _, t in store.traces(outcome.run_id)]
+    assert len(stored) == 8 and all(len(t.top_logprobs) == len(t.tokens) > 0 for t in stored)
+    assert isinstance(stored[0].top_logprobs[0][0], tuple) and len(stored[0].top_logprobs[0]) == 5

@@ -33,6 +33,10 @@ def demo(
 
     bank_path = bank or default_bank()
     spec = backend_spec(model, None, None, server_bin, 16, threads) if live else None
+    if spec is not None and spec.kind == "local":
+        from ponder.backends.local import find_llama_server
+
+        find_llama_server(spec.server_bin)  # a missing server fails now, not after the replay
 
     def step(source: str, label: str) -> None:
         console.print(f"[dim]{source}[/dim] {label} …", highlight=False)

@@ -80,3 +80,9 @@ def test_demo_command_prints_the_table_the_explanation_and_the_report(bank_path:
                  "live", "paired comparison on the same draws"):
         assert text in out.stdout, text
     assert (tmp_path / "ponder-demo" / "index.html").exists() and (tmp_path / "ponder-demo.db").exists()
+
+
+def test_demo_without_a_server_fails_before_replaying(bank_path: Path, tmp_path: Path) -> None:
+    out = ponder("demo", "--bank", str(bank_path), "--server-bin", str(tmp_path / "no-server"), cwd=tmp_path)
+    assert out.returncode == 2 and "llama-server not found" in out.stderr
+    assert not (tmp_path / "ponder-demo.db").exists()  # nothing ran

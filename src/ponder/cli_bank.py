@@ -131,7 +131,7 @@ def pack(
     bank_path: Annotated[Path, typer.Argument(help="A bank file (.bank.jsonl.gz).")],
     out: Annotated[Path | None, typer.Argument(help="Packed bank to write [default: BANK with .bank.zip].")] = None,
 ) -> None:
-    """Write a bank in the packed format: top-k logprobs quantized to 1/16 nat, about a twentieth of the size.
+    """Write a bank in the packed format: alternatives' logprobs quantized to 1/32 nat, about a sixteenth of the size.
 
     Texts, tokens, answers and token counts stay exact; the alternatives' token strings are dropped. Replays
     read packed banks like any other.

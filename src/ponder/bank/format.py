@@ -21,7 +21,7 @@ then one line per problem, in bank order::
 JSON extension). Readers accept the same content uncompressed. Files of a newer ``version`` are refused.
 
 A bank saved under a name ending in ``.zip`` is written in the packed format of ``ponder.bank.packed``
-(quantized top-k logprobs, about a twentieth of the size); ``load`` reads either. Loaded traces hold their top-k
+(quantized top-k logprobs, about a sixteenth of the size); ``load`` reads either. Loaded traces hold their top-k
 alternatives as ``PackedTop`` arrays, not tuples, so a million-token bank fits in a few hundred MB.
 """
 
@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
-from ponder.bank.packed import QUANTUM, is_packed, read_packed, write_packed
+from ponder.bank.packed import is_packed, read_packed, write_packed
 from ponder.context import Sampling
 from ponder.errors import PonderError
 from ponder.files import file_digest
@@ -190,7 +190,6 @@ class Bank:
 
     def _write_packed(self, tmp: Path) -> None:
         header = self.header()
-        header["packing"] = {"k": self.top_logprobs, "quantum": QUANTUM}
         records, arrays = [], []
         for problem in self.problems.values():
             record = _problem_json(problem)

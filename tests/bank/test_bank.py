@@ -325,8 +325,11 @@ async def test_two_recordings_pool_into_one_bank_and_mismatches_are_refused(tmp_
 
     seeded = await _record(tmp_path / "c.bank.jsonl.gz")  # SAMPLING has seed 7
     assert merge_banks(first, seeded).n == 12  # seeds may differ (None and 7): other draws
-    with pytest.raises(BankError, match="same draws"):
+    with pytest.raises(BankError, match="same recording"):
         merge_banks(seeded, Bank.load(tmp_path / "c.bank.jsonl.gz"))
+    reseeded = await _record(tmp_path / "e.bank.jsonl.gz", offset=1, limit=3)  # another file, the same seed 7
+    with pytest.raises(BankError, match="same draws"):
+        merge_banks(seeded, reseeded)
     hotter = await _record(tmp_path / "d.bank.jsonl.gz", sampling=dataclasses.replace(loose, temperature=1.0))
     with pytest.raises(BankError, match="temperature"):
         merge_banks(first, hotter)

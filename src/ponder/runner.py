@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ponder.agents import AgentPool, using_pool
 from ponder.backends import Backend, BackendSpec, FakeBackend
@@ -31,6 +31,9 @@ from ponder.strategies import coerce_params, get_strategy
 from ponder.tasks import load_task
 from ponder.types import Problem, Result
 from ponder.workers import run_each
+
+if TYPE_CHECKING:
+    from ponder.bank import Bank
 
 FAIL_FAST = 5  # stop a run whose first problems all fail: the cause is systematic, not bad luck
 
@@ -105,6 +108,25 @@ class EvalConfig:
             return f"{self.task.replace(':', '-')}-{self.strategy}-{self.group()}-r{self.replay_seed}"
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:8]
         return f"{self.task.replace(':', '-')}-{self.strategy}-{digest}"
+
+
+def _load_bank(path: Path) -> Bank:
+    """The bank at ``path``, loaded once for as long as the file is unchanged: repeats and successive runs over one
+    bank (``--repeats``, ``ponder demo``) reuse it. Runs only read it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        from ponder.bank import Bank
+
+        return Bank.load(path)  # says what is wrong with the path
+    return _cached_bank(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_bank(path: str, mtime_ns: int, size: int) -> Bank:
+    from ponder.bank import Bank
+
+    return Bank.load(path)
 
 
 def _bank_digest(path: Path) -> str:
@@ -270,9 +292,8 @@ async def run_eval(config: EvalConfig, store: Store, on_progress: ProgressHook |
     bank = None
     source = config.replay if config.replay is not None else config.problems_from
     if source is not None:
-        from ponder.bank import Bank
 
-        bank = await asyncio.to_thread(Bank.load, source)
+        bank = await asyncio.to_thread(_load_bank, source)
         problems = bank.problems_for_task(config.data_dir)[config.offset:]
         problems = problems[: config.limit] if config.limit is not None else problems
     else:

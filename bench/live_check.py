@@ -24,7 +24,7 @@ from ponder.metrics import bootstrap_mean
 from ponder.store import Store
 
 STEPS = (
-    DemoStep("deepconf online n=32", "deepconf", {"mode": "online", "n": 32, "warmup": 8, "window": 64}, ""),
+    DemoStep("deepconf online n=32", "deepconf", {"mode": "online", "n": 32, "warmup": 8, "window": 32}, ""),
     DemoStep("router max_n=32", "router", {"max_n": 32}, ""),
     DemoStep("rpc n=8", "rpc", {"n": 8}, ""),
 )

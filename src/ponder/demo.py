@@ -44,8 +44,8 @@ REPLAY: tuple[DemoStep, ...] = (
     DemoStep("self-consistency n=8", "self-consistency", {"n": 8}, "majority vote over 8 samples"),
     DemoStep("self-consistency n=32", "self-consistency", {"n": 32},
              "majority vote over 32 samples: the accuracy to match"),
-    DemoStep("deepconf online n=32", "deepconf", {"mode": "online", "n": 32, "warmup": 8, "window": 64},
-             "DeepConf: 8 warm-up samples set a confidence bar; later samples stop as soon as a 64-token window "
+    DemoStep("deepconf online n=32", "deepconf", {"mode": "online", "n": 32, "warmup": 8, "window": 32},
+             "DeepConf: 8 warm-up samples set a confidence bar; later samples stop as soon as a 32-token window "
              "falls below it, and sampling stops when the confident ones agree"),
     DemoStep("rpc n=8", "rpc", {"n": 8}, "RPC: vote weighted by each answer's path probability"),
     DemoStep("router max_n=32", "router", {"max_n": 32},
@@ -55,7 +55,7 @@ REPLAY: tuple[DemoStep, ...] = (
 # What runs live: one sample (greedy, as a user would call the model) and DeepConf at a small budget.
 LIVE: tuple[DemoStep, ...] = (
     DemoStep("one sample (greedy)", "cot", {}, "the model's greedy answer"),
-    DemoStep("deepconf online n=8", "deepconf", {"mode": "online", "n": 8, "warmup": 4, "window": 64},
+    DemoStep("deepconf online n=8", "deepconf", {"mode": "online", "n": 8, "warmup": 4, "window": 32},
              "DeepConf with 4 warm-up samples and 4 more at most"),
 )
 

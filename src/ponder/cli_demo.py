@@ -52,6 +52,8 @@ def demo(
                              title="ponder demo: GSM8K with Qwen2.5-Coder-0.5B-Instruct")
     console.print(_table(rows, repeats))
     console.print(_explain(rows, repeats, live))
+    if (line := headline(rows)) is not None:
+        console.print(line)
     console.print(f"HTML report: {index}")
 
 
@@ -72,6 +74,28 @@ def _table(rows: list[DemoRow], repeats: int) -> Table:
                       f"{row.accuracy.high:.3f}]", f"{row.tokens:,.0f}",
                       f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]" if diff else "", share)
     return table
+
+
+def headline(rows: list[DemoRow]) -> str | None:
+    """The result in one sentence: what voting over 32 samples buys over one, and the cheapest strategy whose
+    accuracy is within self-consistency@32's interval, as a share of its tokens."""
+    replay = [r for r in rows if r.source == "replay"]
+    one = next((r for r in replay if r.strategy == "cot"), None)
+    target = next((r for r in replay if r.label == "self-consistency n=32"), None)
+    if one is None or target is None:
+        return None
+    gain = paired_difference(target, one)
+    text = (f"[bold]result[/bold]: self-consistency over 32 samples answers {target.accuracy.mean:.1%} of the "
+            f"problems against {one.accuracy.mean:.1%} for one sample")
+    if gain is not None:
+        text += f" (paired difference {gain.mean:+.3f}, 95% CI [{gain.low:+.3f}, {gain.high:+.3f}])"
+    text += f", at {target.tokens / max(one.tokens, 1e-9):.0f}× the tokens"
+    within = [r for r in replay if r is not target and r.strategy != "cot" and r.accuracy.mean >= target.accuracy.low]
+    if within:
+        best = min(within, key=lambda r: r.tokens)
+        text += (f"; {best.label} reaches {best.accuracy.mean:.1%}, within self-consistency@32's interval, at "
+                 f"{best.tokens / target.tokens:.0%} of its tokens")
+    return text + "."
 
 
 def _explain(rows: list[DemoRow], repeats: int, live: int) -> str:

@@ -86,3 +86,24 @@ def test_demo_without_a_server_fails_before_replaying(bank_path: Path, tmp_path:
     out = ponder("demo", "--bank", str(bank_path), "--server-bin", str(tmp_path / "no-server"), cwd=tmp_path)
     assert out.returncode == 2 and "llama-server not found" in out.stderr
     assert not (tmp_path / "ponder-demo.db").exists()  # nothing ran
+
+
+def test_headline_names_the_gain_of_voting_and_the_cheapest_strategy_within_reach() -> None:
+    from ponder.cli_demo import headline
+    from ponder.demo import DemoRow
+    from ponder.metrics import bootstrap_mean
+
+    def row(label: str, strategy: str, right: list[float], tokens: float) -> DemoRow:
+        per = {f"p{i}": v for i, v in enumerate(right)}
+        return DemoRow(label, "replay", strategy, {}, bootstrap_mean(right), tokens, per)
+
+    one = row("one sample", "cot", [0, 0, 1, 0] * 5, 300)
+    sc = row("self-consistency n=32", "self-consistency", [1, 0, 1, 1] * 5, 9600)
+    cheap = row("deepconf online n=32", "deepconf", [1, 0, 1, 1] * 5, 4800)
+    weak = row("rpc n=8", "rpc", [0, 0, 1, 0] * 5, 2400)
+    text = headline([one, sc, cheap, weak])
+    assert text is not None
+    assert "75.0% of the problems against 25.0% for one sample" in text and "32× the tokens" in text
+    assert "deepconf online n=32 reaches 75.0%" in text and "50% of its tokens" in text
+    assert "rpc" not in text  # below self-consistency@32's interval
+    assert headline([one]) is None

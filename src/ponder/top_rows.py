@@ -1,5 +1,5 @@
 """Top-k alternatives held as arrays: ``PackedTop`` reads like the rows of ``(token, logprob)`` pairs a backend
-returns, at about a thirtieth of the memory of Python tuples (see ``ponder.bank.packed`` for why it matters)."""
+returns, at about a ninth of the memory of Python tuples (see ``ponder.bank.packed`` for why it matters)."""
 
 from __future__ import annotations
 

@@ -396,7 +396,7 @@ def _trace_from_json(t: dict[str, Any], index: int, vocab: Vocabulary,
     if arrays is not None:
         tokens, logprobs, top = arrays
     else:
-        # JSON gives strings and floats; the rows are packed into arrays (tuples would take ~7 KB per token).
+        # JSON gives strings and floats; the rows are packed into arrays (tuples would hold ~2.9 KB per token).
         tokens = list(t["tokens"])
         logprobs = [float(x) for x in t["logprobs"]]
         top = pack_rows([[(tok, lp) for tok, lp in row] for row in t.get("top_logprobs") or []], vocab)

@@ -1,10 +1,11 @@
 """Top-k logprobs held compactly: in memory as arrays, on disk as a quantized, LZMA-compressed column file.
 
 A GSM8K bank of 100 problems × 32 traces holds about a million tokens with 20 alternatives each. As Python
-tuples that is about 7 KB per token (7 GB); as a JSON bank about 240 bytes per token on disk. Two remedies:
+tuples that is about 2.9 KB per token (2.9 GB, ``bench/bank_memory.py``); as a JSON bank about 240 bytes per
+token on disk. Two remedies:
 
 * ``ponder.top_rows.PackedTop``: one trace's alternatives as a ``tokens × k`` float64 array plus int32 ids
-  into a shared vocabulary (~250 bytes per token in memory). It reads like the list of ``(token, logprob)``
+  into a shared vocabulary (~340 bytes per token in memory). It reads like the list of ``(token, logprob)``
   rows a backend returns, and every loaded bank uses it.
 * The **packed bank format** (``.bank.zip``, ``ponder bank pack``): what confidence measures read, at about a
   sixteenth of a gzipped JSON bank's size (15 bytes per token on Qwen GSM8K traces), small enough to ship.

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+from annotated_types import Interval
 
 from ponder.answers.abstain import ABSTAIN
-from ponder.errors import ConfigError
 from ponder.types import Result
 
 if TYPE_CHECKING:
@@ -37,13 +38,9 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------------------- withholding
 
 
-def check_abstain_below(strategy: str, threshold: float) -> None:
-    """``abstain_below`` is a confidence in [0, 1); 0 never abstains."""
-    if not 0.0 <= threshold < 1.0:
-        raise ConfigError(
-            f"{strategy} abstain_below is a confidence in [0, 1) below which the answer is withheld "
-            f"(0 = never abstain), got {threshold}"
-        )
+AbstainBelow = Annotated[float, Interval(ge=0, lt=1),
+                         "withhold the answer (unanswerable) when its confidence is below this; 0 never abstains"]
+"""The ``abstain_below`` parameter of the voting strategies: a confidence in [0, 1), checked by the registry."""
 
 
 def abstain_below(result: Result, threshold: float) -> Result:

@@ -10,7 +10,7 @@ before. A prompt without a known instruction gets the trigger at its end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from ponder.errors import ConfigError
 from ponder.tasks.prompts import split_instruction
@@ -18,6 +18,8 @@ from ponder.types import Message
 
 PromptName = Literal["none", "zero-shot-cot", "plan-and-solve"]
 """The templates' names, as the ``prompt`` parameter of a strategy takes them."""
+PromptParam = Annotated[PromptName, "reasoning prompt added to every sample (ponder.prompts; none: the task's own)"]
+"""The ``prompt`` parameter of a strategy, with its help."""
 
 
 @dataclass(frozen=True)

@@ -146,8 +146,8 @@ async def test_an_exhausted_budget_settles_with_the_last_complete_round() -> Non
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"n_agents": 1}, "n_agents must be at least 2"),
-    ({"rounds": -1}, "rounds must be 0"),
+    ({"n_agents": 1}, "'n_agents' must be >= 2, got 1"),
+    ({"rounds": -1}, "'rounds' must be >= 0, got -1"),
     ({"agents": "fake,nonsense"}, "'agents'.*unknown --model 'nonsense'"),
 ])
 async def test_bad_parameters_are_refused(params: dict[str, object], message: str) -> None:

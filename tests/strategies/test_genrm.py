@@ -106,7 +106,7 @@ async def test_no_answered_sample_gives_no_answer() -> None:
 async def test_bad_parameters_name_themselves() -> None:
     problem = make_problem()
     ctx = Ctx(FakeBackend(), problem)
-    with pytest.raises(ConfigError, match="parameter n "):
+    with pytest.raises(ConfigError, match="parameter 'n' must be >= 1, got 0"):
         await get_strategy("judge")(problem, ctx, n=0)
     with pytest.raises(ConfigError, match="rationales"):
         await get_strategy("judge")(problem, ctx, rationales=-1)

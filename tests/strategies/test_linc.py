@@ -102,7 +102,8 @@ def test_parse_translation_follows_linc() -> None:
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"k": 0}, "k >= 1"), ({"shots": 9}, "shots must be in 0..8"), ({"shots": -1}, "shots must be in 0..8"),
+    ({"k": 0}, "'k' must be >= 1"), ({"shots": 9}, "'shots' must be >= 0, <= 8, got 9"),
+    ({"shots": -1}, "'shots' must be >= 0, <= 8, got -1"),
 ])
 async def test_bad_parameters(params: dict[str, int], message: str) -> None:
     problem = logic_problem(0)

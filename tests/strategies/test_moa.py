@@ -96,8 +96,8 @@ async def test_an_exhausted_budget_aggregates_the_last_complete_layer() -> None:
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"proposers": 0}, "proposers must be at least 1"),
-    ({"layers": 1}, "layers must be at least 2"),
+    ({"proposers": 0}, "'proposers' must be >= 1, got 0"),
+    ({"layers": 1}, "'layers' must be >= 2, got 1"),
     ({"aggregator": "fake,fake"}, "aggregator takes one model spec"),
     ({"agents": "local:model.bin"}, "'agents'.*must be a .gguf"),
 ])

@@ -119,7 +119,7 @@ def test_printed_answer_reads_the_last_line() -> None:
 
 async def test_parameters_are_validated() -> None:
     problem = make_problem()
-    with pytest.raises(ConfigError, match="n >= 1"):
+    with pytest.raises(ConfigError, match="'n' must be >= 1"):
         await get_strategy("prove")(problem, Ctx(FakeBackend(), problem), n=0)
     with pytest.raises(ConfigError, match="timeout_s"):
         await get_strategy("pal")(problem, Ctx(FakeBackend(), problem), timeout_s=0)

@@ -220,8 +220,8 @@ def test_read_score() -> None:
     ({"algorithms": "self-consistency:n=many"}, "parameter 'n' must be int"),
     ({"algorithms": "self-consistency:width=3"}, "has no parameter 'width'"),
     ({"algorithms": "cot,cot"}, "listed twice"),
-    ({"iterations": 0}, "iterations must be at least 1"),
-    ({"threshold": 1.5}, r"threshold is a reward fraction in \[0, 1\]"),
+    ({"iterations": 0}, "'iterations' must be >= 1, got 0"),
+    ({"threshold": 1.5}, "'threshold' must be >= 0, <= 1, got 1.5"),
     ({"agents": "fake,https"}, "'agents'.*unknown --model 'https'"),
 ])
 async def test_bad_parameters_are_refused(params: dict[str, object], message: str) -> None:

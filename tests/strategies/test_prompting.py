@@ -135,7 +135,7 @@ async def test_parameters_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"prompt.*none, zero-shot-cot, plan-and-solve"):
         coerce_params(info, {"prompt": "least-to-most"})
     problem = make_problem()
-    with pytest.raises(ConfigError, match="n >= 1"):
+    with pytest.raises(ConfigError, match="'n' must be >= 1"):
         await get_strategy("zero-shot-cot")(problem, Ctx(FakeBackend(["7"]), problem), n=0)
     with pytest.raises(ConfigError, match="answer_cue"):
         await get_strategy("plan-and-solve")(problem, Ctx(FakeBackend(["7"]), problem), extraction="two-stage",

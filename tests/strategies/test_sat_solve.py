@@ -98,7 +98,8 @@ def test_clause_text_takes_the_last_block() -> None:
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"k": 0}, "k >= 1"), ({"shots": 3}, "shots must be in 0..2"), ({"refine": -1}, "refine must be >= 0"),
+    ({"k": 0}, "'k' must be >= 1"), ({"shots": 3}, "'shots' must be >= 0, <= 2, got 3"),
+    ({"refine": -1}, "'refine' must be >= 0"),
 ])
 async def test_bad_parameters(params: dict[str, int], message: str) -> None:
     problem = tiny_problem()

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from annotated_types import Ge
 
 from ponder.errors import BudgetExceeded, ConfigError
-from ponder.search.scoring import AGGREGATIONS, StepScorer, aggregate
+from ponder.search.scoring import AGGREGATIONS, Aggregation, StepScorer, aggregate
 from ponder.search.steps import DEFAULT_DELIMITER, Candidate, check_delimiter, expand, solution_text
 from ponder.search.tree import Node, SearchTree
 from ponder.strategies.voting import vote
@@ -33,19 +35,19 @@ Select = Literal["best", "vote", "weighted"]
 MIN_STEP_TOKENS = 4  # a call that could write fewer tokens than this is not worth making
 
 
-def check_search_params(*, max_depth: int, max_step_tokens: int, budget: int, aggregation: str, delimiter: str,
-                        **positive: int) -> str:
-    """ConfigErrors for the parameters every step search shares, plus any named positive counts; returns the
-    delimiter with escapes typed on a command line (``\\n``) made real."""
-    for name, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"parameter {name!r} must be at least 1, got {value}")
-    if max_depth < 1:
-        raise ConfigError(f"parameter 'max_depth' must be at least 1 step, got {max_depth}")
-    if max_step_tokens < MIN_STEP_TOKENS:
-        raise ConfigError(f"parameter 'max_step_tokens' must be at least {MIN_STEP_TOKENS}, got {max_step_tokens}")
-    if budget < 0:
-        raise ConfigError(f"parameter 'budget' is a completion-token cap (0 = none); got {budget}")
+# The parameters every step search shares, with their help and bounds (checked by the strategy registry).
+MaxDepth = Annotated[int, Ge(1), "steps after which a path counts as finished"]
+MaxStepTokens = Annotated[int, Ge(MIN_STEP_TOKENS), "most tokens one step may take"]
+SearchBudget = Annotated[int, Ge(0), "completion tokens the whole search may spend (0: no cap of its own)"]
+ScorerSpec = Annotated[str, "step scorer: judge (P(Yes)), confidence[:measure] or prm:<url>"]
+AggregationParam = Annotated[Aggregation, "how a path's step scores make its value"]
+SelectParam = Annotated[Select, "how the answer is chosen among the final paths"]
+Delimiter = Annotated[str, "text that ends a step (\\n typed on a command line is a newline)"]
+
+
+def check_search_params(*, aggregation: str, delimiter: str) -> str:
+    """ConfigErrors for what the parameter bounds cannot say (an aggregation given to a direct call, an empty
+    delimiter); returns the delimiter with escapes typed on a command line (``\\n``) made real."""
     if aggregation not in AGGREGATIONS:
         raise ConfigError(f"parameter 'aggregation' must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     return check_delimiter(delimiter)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from math import comb
+from typing import Annotated
 
+from annotated_types import Ge, Interval
+
+from ponder.abstention import AbstainBelow
 from ponder.abstention import abstain_below as withhold
-from ponder.abstention import check_abstain_below
 from ponder.context import Ctx
-from ponder.errors import BudgetExceeded, ConfigError
-from ponder.prompts import PromptName, apply_prompt
+from ponder.errors import BudgetExceeded
+from ponder.prompts import PromptParam, apply_prompt
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Problem, Result, Trace
@@ -29,8 +32,13 @@ def leader_probability(leader: int, second: int) -> float:
 
 @strategy("adaptive-consistency")
 async def adaptive_consistency(
-    problem: Problem, ctx: Ctx, max_n: int = 40, batch: int = 4, threshold: float = 0.95, prompt: PromptName = "none",
-    abstain_below: float = 0.0,
+    problem: Problem,
+    ctx: Ctx,
+    max_n: Annotated[int, Ge(1), "most samples drawn (paper: 40)"] = 40,
+    batch: Annotated[int, Ge(1), "samples drawn between stopping checks (paper: 1)"] = 4,
+    threshold: Annotated[float, Interval(gt=0, lt=1), "P(leader is the true majority) that stops (paper: 0.95)"] = 0.95,
+    prompt: PromptParam = "none",
+    abstain_below: AbstainBelow = 0.0,
 ) -> Result:
     """Adaptive-Consistency (Aggarwal et al., 2023): sample in batches until the majority is settled.
 
@@ -45,11 +53,6 @@ async def adaptive_consistency(
     ``prompt`` adds a reasoning prompt from ``ponder.prompts`` to every sample; ``abstain_below`` withholds the
     answer (``unanswerable``) when its final vote share is below it (0 never abstains).
     """
-    if max_n < 1 or batch < 1:
-        raise ConfigError(f"adaptive-consistency needs max_n >= 1 and batch >= 1, got {max_n} and {batch}")
-    if not 0 < threshold < 1:
-        raise ConfigError(f"adaptive-consistency threshold is a probability in (0, 1), got {threshold}")
-    check_abstain_below("adaptive-consistency", abstain_below)
     messages = apply_prompt(problem.messages, prompt)
     traces: list[Trace] = []
     probability = 0.0

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
 from ponder.search.scorers import make_scorer
-from ponder.search.scoring import Aggregation
 from ponder.search.steps import DEFAULT_DELIMITER
-from ponder.search.stepsearch import Select, StepSearch, best, check_search_params
+from ponder.search.stepsearch import (
+    AggregationParam,
+    Delimiter,
+    MaxDepth,
+    MaxStepTokens,
+    ScorerSpec,
+    SearchBudget,
+    SelectParam,
+    StepSearch,
+    best,
+    check_search_params,
+)
 from ponder.search.tree import Node
 from ponder.strategies.registry import strategy
 from ponder.types import Problem, Result
@@ -18,15 +31,15 @@ from ponder.types import Problem, Result
 async def beam(
     problem: Problem,
     ctx: Ctx,
-    n: int = 4,
-    expansions: int = 4,
-    max_depth: int = 40,
-    scorer: str = "judge",
-    aggregation: Aggregation = "last",
-    select: Select = "weighted",
-    delimiter: str = DEFAULT_DELIMITER,
-    max_step_tokens: int = 256,
-    budget: int = 0,
+    n: Annotated[int, Ge(1), "beam width: partial solutions kept each round, and solutions completed"] = 4,
+    expansions: Annotated[int, Ge(1), "candidate next steps sampled per beam each round"] = 4,
+    max_depth: MaxDepth = 40,
+    scorer: ScorerSpec = "judge",
+    aggregation: AggregationParam = "last",
+    select: SelectParam = "weighted",
+    delimiter: Delimiter = DEFAULT_DELIMITER,
+    max_step_tokens: MaxStepTokens = 256,
+    budget: SearchBudget = 0,
 ) -> Result:
     """Step-level beam search: keep the ``n`` best partial solutions, grow each by ``expansions`` sampled steps.
 
@@ -52,8 +65,7 @@ async def beam(
     summed path value, search-and-learn's weighted best-of-N), ``vote`` (plain majority) or ``best`` (the single
     highest-valued path). The search tree goes into ``info["tree"]``.
     """
-    delimiter = check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
-                        aggregation=aggregation, delimiter=delimiter, n=n, expansions=expansions)
+    delimiter = check_search_params(aggregation=aggregation, delimiter=delimiter)
     search = StepSearch(ctx, problem, make_scorer(scorer), aggregation=aggregation, delimiter=delimiter,
                         max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget)
     completed: list[Node] = []

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import heapq
+from typing import Annotated
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
 from ponder.search.scorers import make_scorer
-from ponder.search.scoring import Aggregation
 from ponder.search.steps import DEFAULT_DELIMITER
-from ponder.search.stepsearch import StepSearch, best, check_search_params
+from ponder.search.stepsearch import (
+    AggregationParam,
+    Delimiter,
+    MaxDepth,
+    MaxStepTokens,
+    ScorerSpec,
+    SearchBudget,
+    StepSearch,
+    best,
+    check_search_params,
+)
 from ponder.search.tree import Node
 from ponder.strategies.registry import strategy
 from ponder.types import Problem, Result
@@ -18,14 +30,14 @@ from ponder.types import Problem, Result
 async def best_first(
     problem: Problem,
     ctx: Ctx,
-    expansions: int = 4,
-    max_expansions: int = 32,
-    max_depth: int = 40,
-    scorer: str = "judge",
-    aggregation: Aggregation = "min",
-    delimiter: str = DEFAULT_DELIMITER,
-    max_step_tokens: int = 256,
-    budget: int = 0,
+    expansions: Annotated[int, Ge(1), "candidate next steps drawn when a partial solution is expanded"] = 4,
+    max_expansions: Annotated[int, Ge(1), "expansions before the search stops"] = 32,
+    max_depth: MaxDepth = 40,
+    scorer: ScorerSpec = "judge",
+    aggregation: AggregationParam = "min",
+    delimiter: Delimiter = DEFAULT_DELIMITER,
+    max_step_tokens: MaxStepTokens = 256,
+    budget: SearchBudget = 0,
 ) -> Result:
     """Best-first search over partial solutions, expanding the most promising one first (A*-style decoding).
 
@@ -43,9 +55,7 @@ async def best_first(
     or failing that the best partial one. Confidence is the returned path's value; ``votes`` weigh every
     finished solution found by its value. The tree goes into ``info["tree"]``.
     """
-    delimiter = check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
-                        aggregation=aggregation, delimiter=delimiter, expansions=expansions,
-                        max_expansions=max_expansions)
+    delimiter = check_search_params(aggregation=aggregation, delimiter=delimiter)
     search = StepSearch(ctx, problem, make_scorer(scorer), aggregation=aggregation, delimiter=delimiter,
                         max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget)
     frontier: list[tuple[float, int, int, Node]] = []

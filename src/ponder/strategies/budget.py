@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge
 
 from ponder import confidence as conf
 from ponder.backends.thinking import split_reasoning
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Message, Problem, Result, Trace
@@ -23,15 +24,15 @@ ANSWER_CUE = "\n\nTherefore, the final answer is"
 async def budget(
     problem: Problem,
     ctx: Ctx,
-    mode: Literal["elastic", "nothinking"] = "elastic",
-    n: int = 1,
-    think_tokens: int = 1024,
-    answer_tokens: int = 512,
-    thinking: Literal["auto", "yes", "no"] = "auto",
-    answer_cue: str = ANSWER_CUE,
-    select: Literal["vote", "confidence"] = "vote",
-    measure: conf.MeasureName = "self_certainty",
-    continue_final_message: bool = False,
+    mode: Annotated[Literal["elastic", "nothinking"], "elastic: cap the thinking; nothinking: skip it"] = "elastic",
+    n: Annotated[int, Ge(1), "samples drawn and aggregated"] = 1,
+    think_tokens: Annotated[int, Ge(1), "elastic: most tokens of reasoning before the answer is forced"] = 1024,
+    answer_tokens: Annotated[int, Ge(1), "most tokens of the forced (or nothinking) answer"] = 512,
+    thinking: Annotated[Literal["auto", "yes", "no"], "is the model a thinking model (auto: detect it)"] = "auto",
+    answer_cue: Annotated[str, "elastic, non-thinking models: text appended to force the answer"] = ANSWER_CUE,
+    select: Annotated[Literal["vote", "confidence"], "majority vote, or best-of-n by confidence measure"] = "vote",
+    measure: Annotated[conf.MeasureName, "confidence measure of select=confidence"] = "self_certainty",
+    continue_final_message: Annotated[bool, "ask the server to continue the prefill (vLLM needs it)"] = False,
 ) -> Result:
     """Reasoning budgets by assistant prefill: Elastic Reasoning (Xu et al., 2025) or NoThinking (Ma et al., 2025).
 
@@ -58,8 +59,6 @@ async def budget(
     ``add_generation_prompt: false`` with the prefilled calls only. Hosted chat APIs that do not support
     prefill answer the prefilled conversation as a new turn instead.
     """
-    if n < 1 or think_tokens < 1 or answer_tokens < 1:
-        raise ConfigError("budget needs n, think_tokens and answer_tokens >= 1")
     if select == "confidence":
         conf.check_measure(measure)
         ctx.require_logprobs("budget")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from ponder.context import Ctx
 from ponder.strategies.registry import strategy
 from ponder.types import Problem, Result
 
 
 @strategy("cot")
-async def cot(problem: Problem, ctx: Ctx, greedy: bool = True) -> Result:
+async def cot(
+    problem: Problem, ctx: Ctx, greedy: Annotated[bool, "decode greedily (false: at the run's temperature)"] = True
+) -> Result:
     """Chain-of-thought (Wei et al., 2022): one sample, greedy by default.
 
     With ``greedy=false`` the run's temperature is used, which gives the single-sample baseline that

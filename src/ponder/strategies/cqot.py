@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Interval
 
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
@@ -78,13 +80,13 @@ def revise_request(plan: str, failed: list[int]) -> str:
 async def cqot(
     problem: Problem,
     ctx: Ctx,
-    max_iters: int = 10,
-    min_yes: int = 7,
-    relax_after: int = 4,
-    relaxed_min_yes: int = 5,
-    assess: Literal["joint", "each"] = "joint",
-    on_fail: Literal["resample", "revise"] = "resample",
-    budget: int = 0,
+    max_iters: Annotated[int, Ge(0), "re-plans before the last plan is used anyway"] = 10,
+    min_yes: Annotated[int, Interval(ge=1, le=len(CRITICAL_QUESTIONS)), "critical questions a plan must pass"] = 7,
+    relax_after: Annotated[int, Ge(0), "re-plans after which the bar drops to relaxed_min_yes"] = 4,
+    relaxed_min_yes: Annotated[int, Ge(1), "questions a plan must pass once relaxed (at most min_yes)"] = 5,
+    assess: Annotated[Literal["joint", "each"], "all questions in one reply, or each as a P(Yes) judge"] = "joint",
+    on_fail: Annotated[Literal["resample", "revise"], "draw a fresh plan, or revise the failed one"] = "resample",
+    budget: Annotated[int, Ge(0), "completion tokens of all calls (0: no cap of its own)"] = 0,
 ) -> Result:
     """Critical-Questions-of-Thought (Castagna, Sassoon & Parsons, 2024): probe a reasoning plan, then answer.
 
@@ -106,18 +108,10 @@ async def cqot(
     the loop. The confidence is the final plan's share of passed questions (mean P(Yes) with ``assess=each``).
     """
     questions = len(CRITICAL_QUESTIONS)
-    if max_iters < 0:
-        raise ConfigError(f"cqot parameter max_iters must be 0 (one plan) or more re-plans, got {max_iters}")
-    if not 1 <= min_yes <= questions:
-        raise ConfigError(f"cqot parameter min_yes must be between 1 and {questions} questions, got {min_yes}")
     if not 1 <= relaxed_min_yes <= min_yes:
         raise ConfigError(f"cqot parameter relaxed_min_yes must be between 1 and min_yes ({min_yes}), "
                           f"got {relaxed_min_yes}")
-    if relax_after < 0:
-        raise ConfigError(f"cqot parameter relax_after must be 0 or more re-plans, got {relax_after}")
     max_tokens = ctx.sampling.max_tokens
-    if budget < 0:
-        raise ConfigError(f"cqot parameter budget is a completion-token cap (0 = none), got {budget}")
     if budget and budget < max_tokens + 2 * MIN_CALL_TOKENS:
         raise ConfigError(f"cqot parameter budget ({budget}) must leave room for a plan and its check besides the "
                           f"final answer's {max_tokens} tokens: raise it above {max_tokens + 2 * MIN_CALL_TOKENS} "

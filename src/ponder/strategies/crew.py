@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
+
+from annotated_types import Ge
 
 from ponder import confidence as conf
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Problem, Result
 
 
 @strategy("crew")
-async def crew(problem: Problem, ctx: Ctx, n: int = 16) -> Result:
+async def crew(
+    problem: Problem, ctx: Ctx, n: Annotated[int, Ge(1), "samples, each rewarded by its answer's token confidence"] = 16
+) -> Result:
     """CRew (Du et al., 2025): best-of-N by the mean probability of the tokens that spell the final answer.
 
     From "Confidence as a Reward: Transforming LLMs into Reward Models": each of ``n`` samples is rewarded
@@ -23,8 +27,6 @@ async def crew(problem: Problem, ctx: Ctx, n: int = 16) -> Result:
     ``ponder.confidence.answer_span``). The confidence reported is the chosen sample's answer probability.
     """
     ctx.require_logprobs("crew")
-    if n < 1:
-        raise ConfigError(f"crew needs n >= 1, got {n}")
     traces = await ctx.sample(n=n)
     rewards = [conf.answer_confidence(t) for t in traces]
     counts = await vote([t.answer for t in traces], ctx.equivalent)

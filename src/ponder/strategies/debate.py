@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge
 
 from ponder.agents import agent_contexts, agent_labels, ask_all
 from ponder.context import Ctx
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.errors import BudgetExceeded
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import Cluster, cluster_answers, vote
 from ponder.types import Message, Problem, Result, Trace
@@ -126,7 +129,13 @@ def discussion(stances: list[Stance], clusters: list[Cluster]) -> str:
 
 
 @strategy("debate")
-async def debate(problem: Problem, ctx: Ctx, agents: str = "", n_agents: int = 3, rounds: int = 3) -> Result:
+async def debate(
+    problem: Problem,
+    ctx: Ctx,
+    agents: Annotated[str, "model specs of the agents, cycled (empty: the run's model)"] = "",
+    n_agents: Annotated[int, Ge(2), "agents at the round table (a discussion needs two; paper: 3)"] = 3,
+    rounds: Annotated[int, Ge(0), "discussion rounds at most (0: no discussion; paper: 3)"] = 3,
+) -> Result:
     """ReConcile (Chen, Saha & Bansal, ACL 2024): round-table discussion, then a confidence-weighted vote.
 
     From "ReConcile: Round-Table Conference Improves Reasoning via Consensus among Diverse LLMs". Each of
@@ -141,10 +150,6 @@ async def debate(problem: Problem, ctx: Ctx, agents: str = "", n_agents: int = 3
     paper uses 3 agents and at most 3 rounds. Not included: its human "convincing" demonstrations, which need
     gold explanations that ponder's tasks do not carry.
     """
-    if n_agents < 2:
-        raise ConfigError(f"debate parameter n_agents must be at least 2 (a discussion needs two), got {n_agents}")
-    if rounds < 0:
-        raise ConfigError(f"debate parameter rounds must be 0 (no discussion) or more, got {rounds}")
     contexts = await agent_contexts(ctx, agents, n_agents)
     traces = await ask_all(contexts, _with_instructions(problem, ANSWER_FORMAT))
     every: list[Trace] = list(traces)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+from annotated_types import Ge, Interval
 
 from ponder import confidence as conf
+from ponder.abstention import AbstainBelow
 from ponder.abstention import abstain_below as withhold
-from ponder.abstention import check_abstain_below
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
-from ponder.prompts import PromptName, apply_prompt
+from ponder.prompts import PromptParam, apply_prompt
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import Vote, vote
 from ponder.types import Message, Problem, Result, Trace
@@ -22,16 +23,16 @@ from ponder.types import Message, Problem, Result, Trace
 async def deepconf(
     problem: Problem,
     ctx: Ctx,
-    mode: Literal["offline", "online"] = "offline",
-    n: int = 64,
-    eta: float = 10.0,
-    measure: conf.MeasureName = "lowest_group",
-    window: int = 2048,
-    warmup: int = 16,
-    tau: float = 0.95,
-    batch: int = 8,
-    prompt: PromptName = "none",
-    abstain_below: float = 0.0,
+    mode: Annotated[Literal["offline", "online"], "offline: filter finished traces; online: stop streams"] = "offline",
+    n: Annotated[int, Ge(1), "traces sampled (online: at most; paper: 512)"] = 64,
+    eta: Annotated[float, Interval(gt=0, le=100), "percent of traces kept (10: DeepConf-low, 90: -high)"] = 10.0,
+    measure: Annotated[conf.MeasureName, "trace confidence; online needs lowest_group"] = "lowest_group",
+    window: Annotated[int, Ge(1), "tokens of a sliding confidence window (paper: 2048)"] = 2048,
+    warmup: Annotated[int, Ge(1), "online: warm-up traces that set the stopping bar (paper: 16)"] = 16,
+    tau: Annotated[float, Interval(gt=0, le=1), "online: leader's vote share that ends sampling (paper: 0.95)"] = 0.95,
+    batch: Annotated[int, Ge(1), "online: traces streamed at a time after the warm-up"] = 8,
+    prompt: PromptParam = "none",
+    abstain_below: AbstainBelow = 0.0,
 ) -> Result:
     """DeepConf (Fu et al., 2025): vote with the most confident traces; online mode stops the others early.
 
@@ -65,22 +66,11 @@ async def deepconf(
     """
     ctx.require_logprobs("deepconf", top_k=measure not in ("neg_perplexity", "answer"))
     conf.check_measure(measure)
-    if n < 1:
-        raise ConfigError(f"deepconf needs n >= 1, got {n}")
-    if not 0 < eta <= 100:
-        raise ConfigError(f"deepconf eta is a percentage in (0, 100], got {eta}")
-    if window < 1:
-        raise ConfigError(f"deepconf window must be at least 1 token, got {window}")
-    check_abstain_below("deepconf", abstain_below)
     messages = apply_prompt(problem.messages, prompt)
     if mode == "offline":
         return withhold(await _offline(ctx, messages, n, eta, measure, window), abstain_below)
     if measure != "lowest_group":
         raise ConfigError("deepconf mode=online stops traces by their group confidence: use measure=lowest_group")
-    if warmup < 1 or batch < 1:
-        raise ConfigError("deepconf needs warmup >= 1 and batch >= 1")
-    if not 0 < tau <= 1:
-        raise ConfigError(f"deepconf tau is a vote share in (0, 1], got {tau}")
     return withhold(await _online(ctx, messages, n, eta, window, warmup, tau, batch), abstain_below)
 
 

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
 from ponder.errors import ConfigError
 from ponder.search.scorers import make_scorer
-from ponder.search.scoring import Aggregation
 from ponder.search.steps import DEFAULT_DELIMITER
-from ponder.search.stepsearch import Select, StepSearch, best, check_search_params
+from ponder.search.stepsearch import (
+    AggregationParam,
+    Delimiter,
+    MaxDepth,
+    MaxStepTokens,
+    ScorerSpec,
+    SearchBudget,
+    SelectParam,
+    StepSearch,
+    best,
+    check_search_params,
+)
 from ponder.search.tree import Node
 from ponder.strategies.registry import strategy
 from ponder.types import Problem, Result
@@ -19,15 +32,15 @@ from ponder.types import Problem, Result
 async def dvts(
     problem: Problem,
     ctx: Ctx,
-    n: int = 16,
-    expansions: int = 4,
-    max_depth: int = 40,
-    scorer: str = "judge",
-    aggregation: Aggregation = "last",
-    select: Select = "weighted",
-    delimiter: str = DEFAULT_DELIMITER,
-    max_step_tokens: int = 256,
-    budget: int = 0,
+    n: Annotated[int, Ge(1), "samples in all, split into n / expansions subtrees"] = 16,
+    expansions: Annotated[int, Ge(1), "candidate next steps per subtree step (the best is kept)"] = 4,
+    max_depth: MaxDepth = 40,
+    scorer: ScorerSpec = "judge",
+    aggregation: AggregationParam = "last",
+    select: SelectParam = "weighted",
+    delimiter: Delimiter = DEFAULT_DELIMITER,
+    max_step_tokens: MaxStepTokens = 256,
+    budget: SearchBudget = 0,
 ) -> Result:
     """Diverse Verifier Tree Search (DVTS): ``n / expansions`` independent subtrees, each searched greedily.
 
@@ -45,8 +58,7 @@ async def dvts(
     (``weighted``: largest summed value per answer, as search-and-learn does; ``vote``; ``best``). The tree,
     with each node's subtree in its meta, goes into ``info["tree"]``.
     """
-    delimiter = check_search_params(max_depth=max_depth, max_step_tokens=max_step_tokens, budget=budget,
-                        aggregation=aggregation, delimiter=delimiter, n=n, expansions=expansions)
+    delimiter = check_search_params(aggregation=aggregation, delimiter=delimiter)
     if n < expansions:
         raise ConfigError(f"dvts splits n into n / expansions subtrees: parameter 'n' ({n}) must be at least "
                           f"'expansions' ({expansions})")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Ge, Interval
 
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import Cluster, cluster_answers
 from ponder.types import Message, Problem, Result, Trace
@@ -43,7 +44,12 @@ def _spread(total: int, parts: int) -> list[int]:
 
 @strategy("fobar")
 async def fobar(
-    problem: Problem, ctx: Ctx, n: int = 16, backward_n: int = 8, alpha: float = 0.5, max_masks: int = 4
+    problem: Problem,
+    ctx: Ctx,
+    n: Annotated[int, Ge(1), "forward chains of thought sampled"] = 16,
+    backward_n: Annotated[int, Ge(1), "backward chains per candidate answer"] = 8,
+    alpha: Annotated[float, Interval(ge=0, le=1), "weight of the forward vote (1: self-consistency; paper: 0.5)"] = 0.5,
+    max_masks: Annotated[int, Ge(1), "numbers of the question masked in turn"] = 4,
 ) -> Result:
     """FOBAR (Jiang et al., 2024): combine the forward vote with backward verification of each candidate.
 
@@ -58,12 +64,6 @@ async def fobar(
     recovers a masked number (or the question has no number to mask), the forward vote decides and
     ``info["fallback"]`` says why.
     """
-    if n < 1 or backward_n < 1:
-        raise ConfigError(f"fobar needs n >= 1 and backward_n >= 1, got n={n}, backward_n={backward_n}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigError(f"fobar alpha must be in [0, 1] (1 = forward vote only), got {alpha}")
-    if max_masks < 1:
-        raise ConfigError(f"fobar max_masks must be >= 1, got {max_masks}")
     traces = await ctx.sample(n=n)
     clusters = await cluster_answers([t.answer for t in traces], ctx.equivalent)
     forward = [len(c.members) / n for c in clusters]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.judge import YES_NO_INSTRUCTION, Judgement, judge_yes
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
@@ -53,9 +54,9 @@ async def verify(ctx: Ctx, problem: Problem, solution: str, rationales: int) -> 
 async def judge(
     problem: Problem,
     ctx: Ctx,
-    n: int = 16,
-    rationales: int = 0,
-    selection: Literal["best", "weighted"] = "best",
+    n: Annotated[int, Ge(1), "solutions sampled and judged"] = 16,
+    rationales: Annotated[int, Ge(0), "verification rationales per solution (GenRM-CoT; 0: direct verdict)"] = 0,
+    selection: Annotated[Literal["best", "weighted"], "best-scored sample, or scores summed per answer"] = "best",
 ) -> Result:
     """LLM judge Best-of-N (GenRM, Zhang et al., 2024): score each sample by the judge's P("Yes") that it is correct.
 
@@ -73,11 +74,6 @@ async def judge(
     majority (``info["stopped"] = "budget"``). Without logprobs the verdict is read from the text and scores are
     only 0 or 1: ``info["judge_from_logprobs"]`` is then false and ``info["warning"]`` says so.
     """
-    if n < 1:
-        raise ConfigError(f"judge parameter n must be at least 1 sample, got {n}")
-    if rationales < 0:
-        raise ConfigError(f"judge parameter rationales must be 0 (direct verdict) or a count of rationales, "
-                          f"got {rationales}")
     traces = await ctx.sample(n=n)
     unique = list(dict.fromkeys(t.text for t in traces if t.answer is not None))
     with ctx.aux():  # verdicts and rationales are not answers to the problem

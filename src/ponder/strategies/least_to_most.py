@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
-from ponder.errors import ConfigError
-from ponder.strategies.prompting import check_samples, finished_chains, sampling_overrides
+from ponder.strategies.prompting import Chains, Greedy, finished_chains, sampling_overrides
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.tasks.prompts import split_instruction
@@ -63,8 +65,13 @@ def _key(question: str) -> str:
 
 
 @strategy("least-to-most")
-async def least_to_most(problem: Problem, ctx: Ctx, n: int = 1, greedy: bool = True,
-                        max_subquestions: int = 5) -> Result:
+async def least_to_most(
+    problem: Problem,
+    ctx: Ctx,
+    n: Chains = 1,
+    greedy: Greedy = True,
+    max_subquestions: Annotated[int, Ge(0), "subquestions the decomposition may list (0: plain CoT)"] = 5,
+) -> Result:
     """Least-to-Most prompting (Zhou et al., 2023): decompose into subquestions, then solve them in order.
 
     From "Least-to-Most Prompting Enables Complex Reasoning in Large Language Models". Stage 1 (decomposition):
@@ -80,9 +87,6 @@ async def least_to_most(problem: Problem, ctx: Ctx, n: int = 1, greedy: bool = T
     solved zero-shot, since ponder's tasks carry no exemplars. The paper decodes greedily, one chain (``n=1``,
     ``greedy=true``); ``n>1`` samples ``n`` independent chains at the run's temperature and votes their answers.
     """
-    check_samples("least-to-most", n)
-    if max_subquestions < 0:
-        raise ConfigError(f"least-to-most max_subquestions must be >= 0, got {max_subquestions}")
     chains: list[Chain] = [Chain() for _ in range(n)]
     done: list[Chain] = await finished_chains([_solve(problem, ctx, chain, greedy and n == 1, max_subquestions)
                                                for chain in chains])

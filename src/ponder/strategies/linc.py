@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
+from typing import Annotated
+
+from annotated_types import Ge, Interval
 
 from ponder.context import Ctx
 from ponder.errors import ConfigError
@@ -64,7 +67,12 @@ def _decide(text: str) -> str:
 
 
 @strategy("linc")
-async def linc(problem: Problem, ctx: Ctx, k: int = 10, shots: int = 8) -> Result:
+async def linc(
+    problem: Problem,
+    ctx: Ctx,
+    k: Annotated[int, Ge(1), "translations sampled and decided by the prover (paper: 10)"] = 10,
+    shots: Annotated[int, Interval(ge=0, le=len(FOL_EXAMPLES)), "worked examples in the prompt (paper: 8)"] = 8,
+) -> Result:
     """LINC (Olausson et al., 2023): the model only formalises; a first-order prover decides; majority over K.
 
     From "LINC: A Neurosymbolic Approach for Logical Reasoning by Combining Language Models with First-Order
@@ -78,10 +86,6 @@ async def linc(problem: Problem, ctx: Ctx, k: int = 10, shots: int = 8) -> Resul
     8-shot prompts (its shots are FOLIO problems; ponder ships eight hand-written ones). The problem must carry
     ``meta["premises"]`` (a list of sentences) and ``meta["conclusion"]``, as the ``logic`` task does.
     """
-    if k < 1:
-        raise ConfigError(f"linc needs k >= 1 samples, got k={k}")
-    if not 0 <= shots <= len(FOL_EXAMPLES):
-        raise ConfigError(f"linc shots must be in 0..{len(FOL_EXAMPLES)} (worked examples shipped), got {shots}")
     premises, conclusion = problem.meta.get("premises"), problem.meta.get("conclusion")
     if not isinstance(premises, list) or not isinstance(conclusion, str):
         raise ConfigError("linc needs a problem with meta['premises'] (a list of sentences) and "

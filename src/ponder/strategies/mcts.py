@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
@@ -13,9 +15,13 @@ from ponder.search.domain import SearchDomain, domain_of
 from ponder.search.scorers import make_scorer
 from ponder.search.scoring import StepScorer
 from ponder.search.steps import check_delimiter, expand, prefix_messages, solution_text
+from ponder.search.stepsearch import Delimiter, ScorerSpec
 from ponder.search.tree import Node, SearchTree
 from ponder.strategies.registry import strategy
 from ponder.types import Message, Problem, Result
+
+Expansion = Annotated[Literal["sample", "refine"], "sample: next steps (RAP); refine: self-refinements (MC-NEST)"]
+Evaluation = Annotated[Literal["rollout", "scorer"], "reward a new node by a rollout, or by the step scorer"]
 
 CRITIQUE = (
     "Review the solution above strictly, step by step. Point out every mistake or gap in it; do not write a new "
@@ -192,18 +198,18 @@ class _Search:
 async def mcts(
     problem: Problem,
     ctx: Ctx,
-    iterations: int = 16,
-    k: int = 3,
-    exploration: float = 1.41,
-    expansion: Literal["sample", "refine"] = "sample",
-    evaluation: Literal["rollout", "scorer"] = "rollout",
-    scorer: str = "judge",
-    select: Literal["visits", "value"] = "visits",
-    max_depth: int = 8,
-    delimiter: str = "\n\n",
-    step_tokens: int = 256,
-    rollout_tokens: int = 512,
-    token_budget: int = 0,
+    iterations: Annotated[int, Ge(1), "select-expand-evaluate-backup rounds"] = 16,
+    k: Annotated[int, Ge(1), "children per expansion (next steps, or refinements)"] = 3,
+    exploration: Annotated[float, Ge(0), "UCT exploration constant c (finite)"] = 1.41,
+    expansion: Expansion = "sample",
+    evaluation: Evaluation = "rollout",
+    scorer: ScorerSpec = "judge",
+    select: Annotated[Literal["visits", "value"], "answer along the most visited, or highest-Q, children"] = "visits",
+    max_depth: Annotated[int, Ge(1), "tree depth at which a node is terminal"] = 8,
+    delimiter: Delimiter = "\n\n",
+    step_tokens: Annotated[int, Ge(1), "most tokens of a step"] = 256,
+    rollout_tokens: Annotated[int, Ge(1), "most tokens of a rollout or refinement"] = 512,
+    token_budget: Annotated[int, Ge(0), "completion tokens the search may spend (0: no limit of its own)"] = 0,
 ) -> Result:
     """Monte Carlo tree search in the RAP / MC-NEST family: UCT selection, expansion, evaluation, backup.
 
@@ -233,14 +239,8 @@ async def mcts(
     node's Q. The search stops after ``iterations``, or once ``token_budget`` completion tokens are spent
     (0: no limit of its own; the run's ``--budget`` also stops it). The tree is in ``info["tree"]``.
     """
-    for name, value in (("iterations", iterations), ("k", k), ("max_depth", max_depth),
-                        ("step_tokens", step_tokens), ("rollout_tokens", rollout_tokens)):
-        if value < 1:
-            raise ConfigError(f"mcts parameter {name!r} must be >= 1, got {value}")
-    if exploration < 0 or not math.isfinite(exploration):
+    if not math.isfinite(exploration):  # the bound refuses negatives and NaN, not infinity
         raise ConfigError(f"mcts parameter 'exploration' must be a finite number >= 0, got {exploration}")
-    if token_budget < 0:
-        raise ConfigError(f"mcts parameter 'token_budget' must be >= 0 (0: no limit), got {token_budget}")
     delimiter = check_delimiter(delimiter.replace("\\n", "\n").replace("\\t", "\t"))  # as typed on a command line
     run = _Search(problem, ctx, make_scorer(scorer), domain_of(problem), k, exploration, expansion, evaluation,
                   max_depth, delimiter, step_tokens, rollout_tokens)

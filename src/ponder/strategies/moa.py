@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from annotated_types import Ge
+
 from ponder.agents import agent_contexts, agent_labels, ask_all, parse_agents
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
@@ -31,8 +35,14 @@ def with_references(messages: list[Message], references: list[str]) -> list[Mess
 
 
 @strategy("moa")
-async def moa(problem: Problem, ctx: Ctx, agents: str = "", proposers: int = 6, layers: int = 3,
-              aggregator: str = "") -> Result:
+async def moa(
+    problem: Problem,
+    ctx: Ctx,
+    agents: Annotated[str, "model specs of the proposers, cycled (empty: the run's model)"] = "",
+    proposers: Annotated[int, Ge(1), "proposer agents per layer (paper: 6)"] = 6,
+    layers: Annotated[int, Ge(2), "layers, the aggregator's included (paper: 3)"] = 3,
+    aggregator: Annotated[str, "model spec of the final aggregator (empty: the run's model)"] = "",
+) -> Result:
     """Mixture-of-Agents (Wang et al., 2024): layered proposers, then an aggregator synthesises their responses.
 
     From "Mixture-of-Agents Enhances Large Language Model Capabilities". Layer 1 has ``proposers`` agents answer
@@ -47,10 +57,6 @@ async def moa(problem: Problem, ctx: Ctx, agents: str = "", proposers: int = 6, 
     votes are that layer's answer counts. If the token budget runs out, the last complete layer is aggregated,
     or, failing that, its majority answer is returned.
     """
-    if proposers < 1:
-        raise ConfigError(f"moa parameter proposers must be at least 1, got {proposers}")
-    if layers < 2:
-        raise ConfigError(f"moa parameter layers must be at least 2 (proposers, then the aggregator), got {layers}")
     if len(parse_agents(aggregator, param="aggregator")) > 1:
         raise ConfigError(f"moa parameter aggregator takes one model spec, got {aggregator!r}")
     team = await agent_contexts(ctx, agents, proposers)

@@ -6,10 +6,11 @@ import asyncio
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Ge, Interval
 
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.sandbox import Limits, SandboxResult, run_python
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
@@ -108,16 +109,16 @@ def _question_messages(problem: Problem, content: str) -> list[Message]:
     return [*problem.messages[:-1], {"role": "user", "content": content}]
 
 
-def _check(name: str, n: int, timeout_s: float) -> None:
-    if n < 1:
-        raise ConfigError(f"{name} needs n >= 1, got {n}; pass n=1 or more")
-    if not 0 < timeout_s <= 600:
-        raise ConfigError(f"{name} timeout_s must be in (0, 600] seconds, got {timeout_s}")
+TimeoutS = Annotated[float, Interval(gt=0, le=600), "wall-clock seconds a program may run in the sandbox"]
 
 
 @strategy("prove")
 async def prove(
-    problem: Problem, ctx: Ctx, n: int = 16, program_temperature: float = 0.0, timeout_s: float = 5.0
+    problem: Problem,
+    ctx: Ctx,
+    n: Annotated[int, Ge(1), "chain-of-thought solutions sampled"] = 16,
+    program_temperature: Annotated[float, Ge(0), "temperature of the verifying program (0: greedy)"] = 0.0,
+    timeout_s: TimeoutS = 5.0,
 ) -> Result:
     """Prove (Toh et al., 2024): programs as verifiers of sampled solutions, then a vote over the verified ones.
 
@@ -128,9 +129,6 @@ async def prove(
     answer; the kept solutions vote. When no program agrees with its solution, the strategy falls back to the
     plain majority vote over all ``n`` and says so in ``info["fallback"]``.
     """
-    _check("prove", n, timeout_s)
-    if program_temperature < 0:
-        raise ConfigError(f"prove program_temperature must be >= 0, got {program_temperature}")
     traces = await ctx.sample(n=n)
     limits = _limits(timeout_s)
 
@@ -159,7 +157,12 @@ async def prove(
 
 
 @strategy("pal")
-async def pal(problem: Problem, ctx: Ctx, n: int = 16, timeout_s: float = 5.0) -> Result:
+async def pal(
+    problem: Problem,
+    ctx: Ctx,
+    n: Annotated[int, Ge(1), "programs sampled and run"] = 16,
+    timeout_s: TimeoutS = 5.0,
+) -> Result:
     """PAL (Gao et al., 2023): the model writes a program, the interpreter computes the answer; majority over N.
 
     From "PAL: Program-aided Language Models". Each of ``n`` samples is a Python program for the problem; it runs
@@ -167,7 +170,6 @@ async def pal(problem: Problem, ctx: Ctx, n: int = 16, timeout_s: float = 5.0) -
     arithmetic is done by Python, not by the model. Programs that fail, time out or print nothing do not vote;
     the confidence is the winner's share of all ``n`` programs.
     """
-    _check("pal", n, timeout_s)
     replies = await ctx.sample(_question_messages(problem, PAL_PROMPT.format(question=problem.question)), n=n)
     limits = _limits(timeout_s)
     programs = await asyncio.gather(*(run_program(reply, problem.extract, limits) for reply in replies))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Ge, Interval
 
 from ponder.agents import agent_contexts, agent_labels
 from ponder.context import Ctx
@@ -132,8 +134,14 @@ async def _solution_text(result: Result, ctx: Ctx) -> str:
 
 
 @strategy("plangen")
-async def plangen(problem: Problem, ctx: Ctx, algorithms: str = "cot,self-consistency:n=8", iterations: int = 3,
-                  threshold: float = 0.9, agents: str = "") -> Result:
+async def plangen(
+    problem: Problem,
+    ctx: Ctx,
+    algorithms: Annotated[str, "arms: strategies name[:param=value...], comma-separated"] = "cot,self-consistency:n=8",
+    iterations: Annotated[int, Ge(1), "algorithm runs at most"] = 3,
+    threshold: Annotated[float, Interval(ge=0, le=1), "verifier reward that ends the search"] = 0.9,
+    agents: Annotated[str, "model specs: constraint, verification, selection agents (empty: the run's)"] = "",
+) -> Result:
     """PlanGEN (Parmar et al., 2025): constraint-guided verification and per-instance selection of the algorithm.
 
     From "PlanGEN: A Multi-Agent Framework for Generating Planning and Reasoning Trajectories for Complex Problem
@@ -152,10 +160,6 @@ async def plangen(problem: Problem, ctx: Ctx, algorithms: str = "cot,self-consis
     selection, not the algorithms' own prompts.
     """
     arms = parse_algorithms(algorithms)
-    if iterations < 1:
-        raise ConfigError(f"plangen parameter iterations must be at least 1, got {iterations}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"plangen parameter threshold is a reward fraction in [0, 1], got {threshold}")
     constraint_ctx, verifier_ctx, selector_ctx = await agent_contexts(ctx, agents, 3)
     question = problem.question
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
@@ -19,18 +21,28 @@ ANSWER_CUE = "Therefore, the answer is"
 Extraction = Literal["single", "two-stage"]
 T = TypeVar("T")
 
+# The parameters the prompting strategies share (zero-shot-cot, plan-and-solve; least-to-most and socratic take the
+# first two), with their help and bounds.
+Chains = Annotated[int, Ge(1), "chains sampled; n > 1 samples at the run's temperature and votes"]
+Greedy = Annotated[bool, "decode a single chain greedily (temperature 0), as the paper does"]
+ExtractionParam = Annotated[Extraction, "single: read the answer from the reasoning; two-stage: the paper's 2nd call"]
+Prefill = Annotated[bool, "put the trigger at the start of the model's reply, as in the paper"]
+AnswerCue = Annotated[str, "two-stage: text after the reasoning that the answer continues"]
+AnswerTokens = Annotated[int, Ge(1), "two-stage: most tokens of the answer call"]
+ContinueFinalMessage = Annotated[bool, "ask the server to continue a prefilled reply (vLLM needs it)"]
+
 
 @strategy("zero-shot-cot")
 async def zero_shot_cot(
     problem: Problem,
     ctx: Ctx,
-    n: int = 1,
-    greedy: bool = True,
-    extraction: Extraction = "single",
-    prefill: bool = False,
-    answer_cue: str = ANSWER_CUE,
-    answer_tokens: int = 64,
-    continue_final_message: bool = False,
+    n: Chains = 1,
+    greedy: Greedy = True,
+    extraction: ExtractionParam = "single",
+    prefill: Prefill = False,
+    answer_cue: AnswerCue = ANSWER_CUE,
+    answer_tokens: AnswerTokens = 64,
+    continue_final_message: ContinueFinalMessage = False,
 ) -> Result:
     """Zero-shot-CoT (Kojima et al., 2022): "Let's think step by step.", then the answer.
 
@@ -57,13 +69,13 @@ async def zero_shot_cot(
 async def plan_and_solve(
     problem: Problem,
     ctx: Ctx,
-    n: int = 1,
-    greedy: bool = True,
-    extraction: Extraction = "single",
-    prefill: bool = False,
-    answer_cue: str = ANSWER_CUE,
-    answer_tokens: int = 64,
-    continue_final_message: bool = False,
+    n: Chains = 1,
+    greedy: Greedy = True,
+    extraction: ExtractionParam = "single",
+    prefill: Prefill = False,
+    answer_cue: AnswerCue = ANSWER_CUE,
+    answer_tokens: AnswerTokens = 64,
+    continue_final_message: ContinueFinalMessage = False,
 ) -> Result:
     """Plan-and-Solve (Wang et al., 2023), PS+ prompt: devise a plan, then carry it out step by step.
 
@@ -85,18 +97,10 @@ def sampling_overrides(n: int, greedy: bool) -> dict[str, Any]:
     return {"temperature": 0.0} if greedy and n == 1 else {}
 
 
-def check_samples(name: str, n: int) -> None:
-    if n < 1:
-        raise ConfigError(f"{name} needs n >= 1, got {n}")
-
-
 async def _prompted(
     problem: Problem, ctx: Ctx, name: str, trigger: str, n: int, greedy: bool, extraction: str, prefill: bool,
     answer_cue: str, answer_tokens: int, continue_final_message: bool,
 ) -> Result:
-    check_samples(name, n)
-    if answer_tokens < 1:
-        raise ConfigError(f"{name} needs answer_tokens >= 1, got {answer_tokens}")
     if extraction == "two-stage" and not answer_cue.strip():
         raise ConfigError(f"{name} extraction=two-stage needs an answer_cue to continue from")
     overrides = sampling_overrides(n, greedy)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from annotated_types import Ge, Interval
 
 from ponder import confidence as conf
 from ponder.context import Ctx
@@ -145,18 +146,21 @@ def _candidates(strategies: str) -> list[str]:
     return names
 
 
+Strategies = Annotated[str, "strategies taking n: for medium, then hard problems (one entry serves both)"]
+
+
 @strategy("router")
 async def router(
     problem: Problem,
     ctx: Ctx,
-    pilot: int = 4,
-    max_n: int = 32,
-    step: int = 4,
-    agree: float = 0.75,
-    hard: float = 0.5,
-    strategies: str = "self-consistency,deepconf",
-    epsilon: float = 0.01,
-    measure: conf.MeasureName = "mean",
+    pilot: Annotated[int, Ge(1), "pilot samples that rate the difficulty"] = 4,
+    max_n: Annotated[int, Ge(1), "samples in all, pilot included (at least pilot)"] = 32,
+    step: Annotated[int, Ge(1), "samples added per round while the saturation curve rises"] = 4,
+    agree: Annotated[float, Interval(gt=0, le=1), "leader's pilot share (plain and weighted) that is easy"] = 0.75,
+    hard: Annotated[float, Interval(ge=0, le=1), "weighted pilot share below which a problem is hard"] = 0.5,
+    strategies: Strategies = "self-consistency,deepconf",
+    epsilon: Annotated[float, Interval(gt=0, lt=1), "least saturation-curve gain per step worth sampling for"] = 0.01,
+    measure: Annotated[conf.MeasureName, "confidence that weighs the pilot samples"] = "mean",
 ) -> Result:
     """Adaptive router: pilot samples rate difficulty; stop, sample on until saturation, or use a stronger strategy.
 
@@ -185,15 +189,9 @@ async def router(
     ``Result.info`` records the decision, the difficulty, the planned N and every saturation curve computed.
     """
     names = _candidates(strategies)
-    if pilot < 1 or step < 1:
-        raise ConfigError(f"router needs pilot >= 1 and step >= 1, got pilot={pilot}, step={step}")
     if max_n < pilot:
         raise ConfigError(f"router max_n ({max_n}) counts all samples, pilot included: raise it to at least "
                           f"pilot={pilot}")
-    if not 0 < agree <= 1 or not 0 <= hard <= 1:
-        raise ConfigError(f"router agree is a vote share in (0, 1] and hard one in [0, 1], got {agree} and {hard}")
-    if not 0 < epsilon < 1:
-        raise ConfigError(f"router epsilon is a probability gain in (0, 1), got {epsilon}")
     conf.check_measure(measure)
 
     traces = await ctx.sample(n=pilot)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from annotated_types import Ge
 
 from ponder import confidence as conf
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import cluster_answers
 from ponder.types import Problem, Result
@@ -144,7 +145,12 @@ def prune_mask(p: np.ndarray) -> tuple[np.ndarray, WeibullMixture | None]:
 
 
 @strategy("rpc")
-async def rpc(problem: Problem, ctx: Ctx, n: int = 16, prune: bool = True) -> Result:
+async def rpc(
+    problem: Problem,
+    ctx: Ctx,
+    n: Annotated[int, Ge(1), "reasoning paths sampled (paper: 64-128)"] = 16,
+    prune: Annotated[bool, "Reasoning Pruning before Perplexity Consistency (false: PC alone)"] = True,
+) -> Result:
     """RPC (Zhou et al., 2025): prune low-probability paths, then vote by summed path probability.
 
     From "A Theoretical Study on Bridging Internal Probability and Self-Consistency for LLM Reasoning":
@@ -159,8 +165,6 @@ async def rpc(problem: Problem, ctx: Ctx, n: int = 16, prune: bool = True) -> Re
     self-consistency's default here.
     """
     ctx.require_logprobs("rpc")
-    if n < 1:
-        raise ConfigError(f"rpc needs n >= 1, got {n}")
     traces = await ctx.sample(n=n)
     p = np.array([math.exp(conf.mean_logprob(t)) for t in traces])
     keep, mixture = prune_mask(p) if prune else (np.ones(p.size, dtype=bool), None)

@@ -6,9 +6,11 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge, Interval
 
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.logic import LogicError, cnf
 from ponder.logic.fewshot import CNF_EXAMPLES
 from ponder.strategies.registry import strategy
@@ -78,7 +80,13 @@ def _answer(true_names: Sequence[str], variables: Sequence[str]) -> str:
 
 
 @strategy("sat-solve")
-async def sat_solve(problem: Problem, ctx: Ctx, k: int = 5, shots: int = 2, refine: int = 0) -> Result:
+async def sat_solve(
+    problem: Problem,
+    ctx: Ctx,
+    k: Annotated[int, Ge(1), "CNF translations sampled and solved"] = 5,
+    shots: Annotated[int, Interval(ge=0, le=len(CNF_EXAMPLES)), "worked examples in the prompt"] = 2,
+    refine: Annotated[int, Ge(0), "rounds a failed translation is sent back with its error (Logic-LM)"] = 0,
+) -> Result:
     """SAT-solve (SatLM, Ye et al., 2023; Logic-LM, Pan et al., 2023): the model formalises, a SAT solver solves.
 
     Declarative prompting as in "SatLM: Satisfiability-Aided Language Models Using Declarative Prompting": the
@@ -92,12 +100,6 @@ async def sat_solve(problem: Problem, ctx: Ctx, k: int = 5, shots: int = 2, refi
     ``k``. With ``meta["sat"]["variables"]`` (the sat tasks) names outside the problem's variables are parse
     errors. Our defaults: k=5, 2 shots, no refinement (the papers use larger models and their own prompts).
     """
-    if k < 1:
-        raise ConfigError(f"sat-solve needs k >= 1 samples, got k={k}")
-    if not 0 <= shots <= len(CNF_EXAMPLES):
-        raise ConfigError(f"sat-solve shots must be in 0..{len(CNF_EXAMPLES)} (worked examples shipped), got {shots}")
-    if refine < 0:
-        raise ConfigError(f"sat-solve refine must be >= 0 rounds, got refine={refine}")
     variables = (problem.meta.get("sat") or {}).get("variables")
     messages = sat_messages(problem.question, shots)
     traces = await ctx.sample(messages, n=k, stop=[f"\n{END}"])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from ponder import confidence as conf
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Problem, Result
@@ -15,7 +16,11 @@ from ponder.types import Problem, Result
 
 @strategy("self-certainty")
 async def self_certainty(
-    problem: Problem, ctx: Ctx, n: int = 16, selection: Literal["best", "borda"] = "best", power: float = 0.5
+    problem: Problem,
+    ctx: Ctx,
+    n: Annotated[int, Ge(1), "samples scored by self-certainty"] = 16,
+    selection: Annotated[Literal["best", "borda"], "best-of-n, or a Borda vote over the ranks"] = "best",
+    power: Annotated[float, Ge(0), "Borda weight exponent (0: majority vote; paper's code: 0.5)"] = 0.5,
 ) -> Result:
     """Self-certainty (Kang et al., 2025): best-of-N or Borda vote by mean KL(uniform || next-token distribution).
 
@@ -32,10 +37,6 @@ async def self_certainty(
     vocabulary-wide KL is described in ``ponder.confidence.self_certainty`` (it needs ``--top-logprobs`` >= 2).
     """
     ctx.require_logprobs("self-certainty", top_k=True)
-    if n < 1:
-        raise ConfigError(f"self-certainty needs n >= 1, got {n}")
-    if power < 0:
-        raise ConfigError(f"self-certainty power must be >= 0, got {power}")
     traces = await ctx.sample(n=n)
     scores = [conf.self_certainty(t) for t in traces]
     info: dict[str, object] = {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from annotated_types import Ge
+
+from ponder.abstention import AbstainBelow
 from ponder.abstention import abstain_below as withhold
-from ponder.abstention import check_abstain_below
 from ponder.context import Ctx
-from ponder.errors import ConfigError
-from ponder.prompts import PromptName, apply_prompt
+from ponder.prompts import PromptParam, apply_prompt
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.types import Problem, Result
@@ -14,7 +17,11 @@ from ponder.types import Problem, Result
 
 @strategy("self-consistency")
 async def self_consistency(
-    problem: Problem, ctx: Ctx, n: int = 16, prompt: PromptName = "none", abstain_below: float = 0.0
+    problem: Problem,
+    ctx: Ctx,
+    n: Annotated[int, Ge(1), "chains of thought sampled and voted"] = 16,
+    prompt: PromptParam = "none",
+    abstain_below: AbstainBelow = 0.0,
 ) -> Result:
     """Self-consistency (Wang et al., 2023): N sampled chains of thought, majority vote over equivalent answers.
 
@@ -25,9 +32,6 @@ async def self_consistency(
     ``plan-and-solve``: the paper's method on another prompt); ``abstain_below`` withholds the answer, answering
     ``unanswerable``, when the vote share is below it (``ponder.abstention``; 0 never abstains).
     """
-    if n < 1:
-        raise ConfigError(f"self-consistency needs n >= 1, got {n}")
-    check_abstain_below("self-consistency", abstain_below)
     traces = await ctx.sample(apply_prompt(problem.messages, prompt), n=n)
     result = await vote([t.answer for t in traces], ctx.equivalent)
     return withhold(result.result(traces), abstain_below)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Interval
 
 from ponder.context import Ctx
 from ponder.errors import ConfigError
@@ -34,13 +36,13 @@ VERDICT_QUESTION = f"Given your review, is the solution's final answer correct? 
 async def self_refine(
     problem: Problem,
     ctx: Ctx,
-    max_iters: int = 4,
-    stop: Literal["phrase", "judge"] = "phrase",
-    stop_phrase: str = "it is correct",
-    threshold: float = 0.5,
-    final: Literal["last", "best"] = "last",
-    history: Literal["full", "last"] = "full",
-    budget: int = 0,
+    max_iters: Annotated[int, Ge(0), "refinements at most (0: no refinement; authors: 4)"] = 4,
+    stop: Annotated[Literal["phrase", "judge"], "stop on a phrase in the feedback, or on a judge's P(Yes)"] = "phrase",
+    stop_phrase: Annotated[str, "stop=phrase: feedback containing it stops the loop"] = "it is correct",
+    threshold: Annotated[float, Interval(ge=0, le=1), "stop=judge: P(Yes) that stops the loop"] = 0.5,
+    final: Annotated[Literal["last", "best"], "answer with the last refinement, or the best-judged one"] = "last",
+    history: Annotated[Literal["full", "last"], "refine from every answer and feedback, or the newest"] = "full",
+    budget: Annotated[int, Ge(0), "completion tokens of all calls (0: no cap of its own)"] = 0,
 ) -> Result:
     """Self-Refine (Madaan et al., 2023): generate, then loop {feedback; stop if approved; refine with the feedback}.
 
@@ -61,16 +63,10 @@ async def self_refine(
     cap beyond the problem's budget); each call is shortened to fit, and the loop stops when a call cannot be
     made. ``info["history"]`` holds every round's answer, feedback, verdict and score.
     """
-    if max_iters < 0:
-        raise ConfigError(f"self-refine parameter max_iters must be 0 (no refinement) or more, got {max_iters}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"self-refine parameter threshold is a P(Yes) in [0, 1], got {threshold}")
     if stop == "phrase" and not stop_phrase.strip():
         raise ConfigError("self-refine parameter stop_phrase must not be empty with stop=phrase")
     if final == "best" and stop != "judge":
         raise ConfigError("self-refine final=best ranks rounds by the judge's P(Yes): give stop=judge as well")
-    if budget < 0:
-        raise ConfigError(f"self-refine parameter budget is a completion-token cap (0 = none), got {budget}")
     cap = TokenCap(ctx, budget)
     max_tokens = ctx.sampling.max_tokens
     judgements: list[Judgement] = []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
-from ponder.errors import ConfigError
 from ponder.strategies.least_to_most import parse_subquestions
-from ponder.strategies.prompting import check_samples, finished_chains, sampling_overrides
+from ponder.strategies.prompting import Chains, Greedy, finished_chains, sampling_overrides
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
 from ponder.tasks.prompts import split_instruction
@@ -71,8 +72,15 @@ class Chain:
 
 
 @strategy("socratic")
-async def socratic(problem: Problem, ctx: Ctx, n: int = 1, greedy: bool = True, questions: int = 3,
-                   depth: int = 2, turns: int = 2) -> Result:
+async def socratic(
+    problem: Problem,
+    ctx: Ctx,
+    n: Chains = 1,
+    greedy: Greedy = True,
+    questions: Annotated[int, Ge(1), "sub-questions raised per round (reference: 5)"] = 3,
+    depth: Annotated[int, Ge(2), "deepest question level; 2: the problem asks sub-questions once (reference: 3)"] = 2,
+    turns: Annotated[int, Ge(1), "rounds of sub-questions per question (reference: 3)"] = 2,
+) -> Result:
     """Socratic Questioning (Qi et al., 2023), a faithful simplification: recursive self-questioning.
 
     From "The Art of SOCRATIC QUESTIONING: Recursive Thinking with Large Language Models", following the reference
@@ -96,12 +104,6 @@ async def socratic(problem: Problem, ctx: Ctx, n: int = 1, greedy: bool = True, 
     zero-shot where the reference has few-shot exemplars per data set. ``n=1`` with ``greedy=true`` decodes
     greedily; ``n>1`` runs ``n`` independent chains at the run's temperature and votes their answers.
     """
-    check_samples("socratic", n)
-    if questions < 1:
-        raise ConfigError(f"socratic questions must be >= 1, got {questions}")
-    if depth < 2 or turns < 1:
-        raise ConfigError(f"socratic needs depth >= 2 (the problem asks sub-questions at least once) and turns >= 1, "
-                          f"got depth={depth}, turns={turns}")
     asker = _Asker(problem, ctx, sampling_overrides(n, greedy), questions, depth, turns)
     chains = [Chain() for _ in range(n)]
     done: list[Chain] = await finished_chains([asker.solve(chain) for chain in chains])

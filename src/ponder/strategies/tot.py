@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+
+from annotated_types import Ge
 
 from ponder.context import Ctx
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.errors import BudgetExceeded
 from ponder.search.domain import SearchDomain, domain_of
 from ponder.search.steps import expand, solution_text
 from ponder.search.tree import Node, SearchTree
@@ -218,18 +220,18 @@ async def _all(jobs: Sequence[Awaitable[T]]) -> list[T]:
 async def tot(
     problem: Problem,
     ctx: Ctx,
-    search: Literal["bfs", "dfs"] = "bfs",
-    breadth: int = 5,
-    n_evaluate: int = 3,
-    n_propose: int = 1,
-    k: int = 5,
-    depth: int = 0,
-    prune_below: float = 1.0,
-    max_expansions: int = 100,
-    propose_tokens: int = 256,
-    value_tokens: int = 128,
-    step_tokens: int = 256,
-    prefill: bool = False,
+    search: Annotated[Literal["bfs", "dfs"], "breadth-first (best states per level) or depth-first"] = "bfs",
+    breadth: Annotated[int, Ge(1), "states kept per level (bfs), children visited per state (dfs); paper: 5"] = 5,
+    n_evaluate: Annotated[int, Ge(1), "value samples per state, summed (paper: 3)"] = 3,
+    n_propose: Annotated[int, Ge(1), "puzzles: propose calls per state (paper: 1)"] = 1,
+    k: Annotated[int, Ge(1), "other tasks: thoughts (steps) sampled per state"] = 5,
+    depth: Annotated[int, Ge(0), "steps at most (0: the puzzle's numbers - 1, or 5 steps)"] = 0,
+    prune_below: Annotated[float, Ge(0), "dfs: states valued below it are pruned (1: unless one says likely)"] = 1.0,
+    max_expansions: Annotated[int, Ge(1), "dfs: states expanded at most"] = 100,
+    propose_tokens: Annotated[int, Ge(1), "most tokens of a propose call"] = 256,
+    value_tokens: Annotated[int, Ge(1), "most tokens of a value sample"] = 128,
+    step_tokens: Annotated[int, Ge(1), "most tokens of a sampled step"] = 256,
+    prefill: Annotated[bool, "puzzles: send the prompts as the start of the model's reply"] = False,
 ) -> Result:
     """Tree of Thoughts (Yao et al., 2023): search over thoughts that the model proposes and values.
 
@@ -260,13 +262,6 @@ async def tot(
     The run's token budget (``--budget``) stops the search; it then answers with what it has. The whole tree
     (rejected steps, values, tokens per node) is in ``info["tree"]``.
     """
-    for name, value in (("breadth", breadth), ("n_evaluate", n_evaluate), ("n_propose", n_propose), ("k", k),
-                        ("max_expansions", max_expansions), ("propose_tokens", propose_tokens),
-                        ("value_tokens", value_tokens), ("step_tokens", step_tokens)):
-        if value < 1:
-            raise ConfigError(f"tot parameter {name!r} must be >= 1, got {value}")
-    if depth < 0:
-        raise ConfigError(f"tot parameter 'depth' must be >= 0 (0: the puzzle's number of steps), got {depth}")
     domain = domain_of(problem)
     if depth == 0:
         depth = domain.steps_needed() if domain else GENERIC_DEPTH

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ponder.cli_options import ServerBinOpt, ThreadsOpt, backend_spec, console, err_console, open_store
@@ -58,21 +59,25 @@ def demo(
 
 
 def _table(rows: list[DemoRow], repeats: int) -> Table:
+    """One line per strategy in 80 columns: replay rows, then (in their own section) live rows."""
     one = next((r for r in rows if r.source == "replay" and r.strategy == "cot"), None)
     target = next((r for r in rows if r.source == "replay" and r.label == "self-consistency n=32"), None)
-    table = Table(title="GSM8K test, Qwen2.5-Coder-0.5B-Instruct on 2 CPU cores", header_style="bold")
-    for name, justify in [("", "left"), ("strategy", "left"), ("accuracy [95% CI]", "right"),
-                          ("tokens/problem", "right"), ("vs one sample [paired 95% CI]", "right"),
-                          ("tokens vs SC@32", "right")]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
     live_one = next((r for r in rows if r.source == "live" and r.strategy == "cot"), None)
-    for row in rows:
+    table = Table(title="GSM8K test, Qwen2.5-Coder-0.5B-Instruct on 2 CPU cores", header_style="bold",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for name, justify in [("strategy", "left"), ("accuracy\n[95% CI]", "right"), ("tokens", "right"),
+                          ("vs one sample\n\\[paired 95% CI]", "right"), ("share of\nSC@32", "right")]:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for index, row in enumerate(rows):
+        if row.source == "live" and (index == 0 or rows[index - 1].source != "live"):
+            table.add_section()
         base = one if row.source == "replay" else live_one
         diff = paired_difference(row, base) if base is not None and base is not row else None
         share = f"{row.tokens / target.tokens:.0%}" if target and row.source == "replay" else ""
-        table.add_row(row.source, row.label, f"{row.accuracy.mean:.3f} [{row.accuracy.low:.3f}, "
-                      f"{row.accuracy.high:.3f}]", f"{row.tokens:,.0f}",
-                      f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]" if diff else "", share)
+        label = row.label if row.source == "replay" else f"live: {row.label}"
+        table.add_row(label, f"{row.accuracy.mean:.2f} [{row.accuracy.low:.2f}, {row.accuracy.high:.2f}]",
+                      f"{row.tokens:,.0f}",
+                      f"{diff.mean:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}]" if diff else "", share)
     return table
 
 
@@ -105,7 +110,7 @@ def _explain(rows: list[DemoRow], repeats: int, live: int) -> str:
         f"[bold]replay[/bold]: each strategy was served the samples the model drew for {problems} problems "
         f"(32 each), {repeats} times in different orders: a paired comparison on the same draws, in seconds.",
         "[bold]accuracy[/bold]: share of problems answered right, with a 95% bootstrap interval over problems.",
-        "[bold]tokens/problem[/bold]: completion tokens paid, including those of samples a strategy cut short.",
+        "[bold]tokens[/bold]: completion tokens per problem, including those of samples a strategy cut short.",
         "[bold]vs one sample[/bold]: accuracy gained over a single sample on the same problems.",
     ]
     lines += [f"  {r.label}: {r.meaning}" for r in replay if r.meaning]

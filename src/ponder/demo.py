@@ -54,8 +54,8 @@ REPLAY: tuple[DemoStep, ...] = (
 
 # What runs live: one sample (greedy, as a user would call the model) and DeepConf at a small budget.
 LIVE: tuple[DemoStep, ...] = (
-    DemoStep("one sample (greedy)", "cot", {}, "the model's greedy answer"),
-    DemoStep("deepconf online n=8", "deepconf", {"mode": "online", "n": 8, "warmup": 4, "window": 32},
+    DemoStep("greedy", "cot", {}, "the model's greedy answer"),
+    DemoStep("deepconf n=8", "deepconf", {"mode": "online", "n": 8, "warmup": 4, "window": 32},
              "DeepConf with 4 warm-up samples and 4 more at most"),
 )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,10 +123,12 @@ async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None, 
         raise SystemExit(f"--target-n {target_n} exceeds the bank's {bank.n} traces per problem")
     points: list[Point] = []
     started = time.perf_counter()
-    for strategy, params in sweeps(bank.n):
-        if only is not None and strategy not in only | {"self-consistency"}:
-            continue
+    grid = [(s, p) for s, p in sweeps(bank.n) if only is None or s in only | {"self-consistency"}]
+    for done, (strategy, params) in enumerate(grid, 1):
         per_problem, tokens = await replay(bank, problems, strategy, params, repeats)
+        # progress on stderr: a full sweep of a million-token bank takes about an hour
+        print(f"[{done}/{len(grid)} {time.perf_counter() - started:.0f} s] {label(strategy, params)}: "
+              f"{np.mean(per_problem):.3f}, {tokens:.0f} tokens", file=sys.stderr, flush=True)
         points.append(Point(label(strategy, params), strategy, params, bootstrap_mean(per_problem), tokens,
                             np.asarray(per_problem)))
     elapsed = time.perf_counter() - started

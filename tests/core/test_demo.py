@@ -76,8 +76,8 @@ def test_demo_command_prints_the_table_the_explanation_and_the_report(bank_path:
     out = ponder("demo", "--bank", str(bank_path), "--model", "fake", "--live", "3", "--repeats", "2",
                  cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    for text in ("one sample", "self-consistency n=32", "deepconf online n=16", "self-certainty n=8", "vs one sample", "HTML report:",
-                 "live", "paired comparison on the same draws"):
+    for text in ("one sample", "self-consistency n=32", "deepconf online n=16", "self-certainty n=8", "vs one sample",
+                 "HTML report:", "live", "paired comparison on the same draws"):
         assert text in out.stdout, text
     assert (tmp_path / "ponder-demo" / "index.html").exists() and (tmp_path / "ponder-demo.db").exists()
 

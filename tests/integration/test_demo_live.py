@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ponder.demo import LIVE, REPLAY
+
 pytestmark = pytest.mark.integration
 
 
@@ -22,9 +24,9 @@ def test_demo_replays_the_shipped_bank_and_runs_the_model_live(qwen05_installed:
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    live_rows = [line for line in lines if "│ live " in line]
-    replay_rows = [line for line in lines if "│ replay " in line]
-    assert len(replay_rows) == 6 and len(live_rows) == 2, done.stdout
+    live_rows = [line for line in lines if any(line.startswith(f"live: {step.label} ") for step in LIVE)]
+    replay_rows = [line for line in lines if any(line.startswith(f"{step.label} ") for step in REPLAY)]
+    assert len(replay_rows) == len(REPLAY) and len(live_rows) == len(LIVE), done.stdout
     assert "HTML report:" in done.stdout and (tmp_path / "ponder-demo" / "index.html").exists()
     # the live runs really sampled the model: tokens were spent on both problems
     from ponder.store import Store

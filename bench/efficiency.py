@@ -126,11 +126,11 @@ async def main(bank_path: Path, repeats: int, target_n: int, limit: int | None, 
     grid = [(s, p) for s, p in sweeps(bank.n) if only is None or s in only | {"self-consistency"}]
     for done, (strategy, params) in enumerate(grid, 1):
         per_problem, tokens = await replay(bank, problems, strategy, params, repeats)
+        name = label(strategy, params)
         # progress on stderr: a full sweep of a million-token bank takes about an hour
-        print(f"[{done}/{len(grid)} {time.perf_counter() - started:.0f} s] {label(strategy, params)}: "
+        print(f"[{done}/{len(grid)} {time.perf_counter() - started:.0f} s] {name}: "
               f"{np.mean(per_problem):.3f}, {tokens:.0f} tokens", file=sys.stderr, flush=True)
-        points.append(Point(label(strategy, params), strategy, params, bootstrap_mean(per_problem), tokens,
-                            np.asarray(per_problem)))
+        points.append(Point(name, strategy, params, bootstrap_mean(per_problem), tokens, np.asarray(per_problem)))
     elapsed = time.perf_counter() - started
 
     sc = sorted((p for p in points if p.strategy == "self-consistency"), key=lambda p: p.tokens)

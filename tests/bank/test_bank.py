@@ -286,8 +286,14 @@ async def test_a_data_set_bank_replays_without_its_data_file_scored_by_the_task(
     from ponder.runner import EvalConfig, run_eval
     from ponder.store import Store
 
+    # recorded from a three-problem GSM8K file of our own, so the test needs no ../shared/data beside the clone
+    source = tmp_path / "source"
+    source.mkdir()
+    rows = [{"question": f"A farmer has {k} hens and buys {k + 1} more. How many hens?",
+             "answer": f"{k} + {k + 1} = {2 * k + 1}\n#### {2 * k + 1}"} for k in (3, 5, 8)]
+    (source / "gsm8k-test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     bank = await record_bank("gsm8k", backend=FakeBackend(), n=4, limit=3, path=tmp_path / "g.bank.jsonl.gz",
-                             sampling=SAMPLING)
+                             sampling=SAMPLING, data_dir=source)
     empty = tmp_path / "no-data"
     empty.mkdir()
     problems = bank.problems_for_task(empty)

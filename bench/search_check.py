@@ -1,0 +1,98 @@
+"""Search and verification against self-consistency at equal tokens, on the first problems of a bank.
+
+Search and verification strategies (beam search, an LLM judge, programs, backward checks, self-refine) ask the
+model for things a bank does not hold (step continuations, verdicts, programs), so they run live. Self-consistency
+is replayed from the same bank on the same problems over many serving orders, at n = 1, 2, 4, ... up to the bank's
+n: its accuracy/token curve. Each live strategy is then compared with self-consistency at its own token count: each
+problem's SC accuracy is interpolated in log tokens between the two SC settings that bracket it (as in
+bench/efficiency.py), and the paired difference gets a bootstrap 95% CI over problems.
+
+A live run is one draw: its interval is over problems only, not over sampling luck, so read a difference whose
+CI crosses zero as "no evidence either way".
+
+Usage: python bench/search_check.py BANK --model local:qwen-coder-0.5b [--limit 30] [--repeats 20] [--threads 2]
+  [--only beam,pal]   (strategies by name; default: all of STEPS)
+Runs finished earlier are reused from --store, so an interrupted check resumes where it stopped.
+On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores, all of STEPS take about 1 h 15 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ponder.backends import parse_model_spec
+from ponder.bank import Bank
+from ponder.demo import DemoRow, DemoStep, run_demo
+from ponder.metrics import bootstrap_mean
+from ponder.store import Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from efficiency import Point, sc_at_tokens  # a sibling script, not a package
+
+# Each at a small budget, so the comparison lands inside SC's replayed range (n = 1 … 32). The beam uses the
+# model's own token confidence as its step scorer: a 0.5B judge is too weak to score steps (docs/efficiency.md).
+STEPS = (
+    DemoStep("beam n=4 expansions=4 scorer=confidence", "beam",
+             {"n": 4, "expansions": 4, "scorer": "confidence"}, ""),
+    DemoStep("judge n=4 (GenRM direct verdict)", "judge", {"n": 4}, ""),
+    DemoStep("pal n=4", "pal", {"n": 4}, ""),
+    DemoStep("pal n=8", "pal", {"n": 8}, ""),
+    DemoStep("prove n=4", "prove", {"n": 4}, ""),
+    DemoStep("self-refine max_iters=2", "self-refine", {"max_iters": 2}, ""),
+)
+
+
+def as_point(row: DemoRow, order: list[str]) -> Point:
+    """A run's per-problem accuracy in the bank's problem order, in the form bench/efficiency.py compares."""
+    per_problem = np.asarray([row.per_problem[pid] for pid in order])
+    return Point(row.label, row.strategy, row.params, bootstrap_mean(list(per_problem)), row.tokens, per_problem)
+
+
+async def main(bank_path: Path, model: str, limit: int, repeats: int, threads: int | None, store_path: Path,
+               only: set[str] | None) -> None:
+    bank = Bank.load(bank_path)
+    order = list(bank.problems)[:limit]
+    ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= bank.n]
+    sc_steps = [DemoStep(f"self-consistency n={n}", "self-consistency", {"n": n}, "") for n in ns]
+    steps = [s for s in STEPS if only is None or s.strategy in only]
+    if not steps:
+        raise SystemExit(f"--only matches none of {sorted({s.strategy for s in STEPS})}")
+    spec = parse_model_spec(model, threads=threads)
+    with Store(store_path) as store:
+        rows = await run_demo(store, bank_path=bank_path, model=spec, live=limit, repeats=repeats, limit=limit,
+                              replay_steps=sc_steps, live_steps=steps,
+                              on_step=lambda source, label: print(f"{source}: {label}", flush=True))
+    sc = sorted((as_point(r, order) for r in rows if r.source == "replay"), key=lambda p: p.tokens)
+    print(f"\n{bank_path.name}: the first {limit} problems; self-consistency replayed over {repeats} orders, "
+          f"each strategy live once ({model})\n")
+    print("| strategy | accuracy [95% CI over problems] | tokens/problem | minutes | "
+          "vs SC at equal tokens [paired 95% CI] |")
+    print("|---|---|---|---|---|")
+    for point in sc:
+        print(f"| {point.label} (replay) | {point.accuracy} | {point.tokens:,.0f} | – | – |")
+    for row in (r for r in rows if r.source == "live"):
+        point = as_point(row, order)
+        at, clamped = sc_at_tokens(sc, point.tokens)
+        delta = bootstrap_mean(list(point.per_problem - at))
+        print(f"| {point.label} | {point.accuracy} | {point.tokens:,.0f} | {row.seconds / 60:.1f} | "
+              f"{delta.mean:+.3f} [{delta.low:+.3f}, {delta.high:+.3f}]{'*' if clamped else ''} |")
+    print("(* outside self-consistency's token range: compared with its nearest setting)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bank", type=Path)
+    parser.add_argument("--model", default="local:qwen-coder-0.5b")
+    parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--store", type=Path, default=Path("search-check.db"))
+    parser.add_argument("--only", default=None, help="comma-separated strategy names from STEPS")
+    args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    asyncio.run(main(args.bank, args.model, args.limit, args.repeats, args.threads, args.store, only))

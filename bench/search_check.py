@@ -13,7 +13,8 @@ CI crosses zero as "no evidence either way".
 Usage: python bench/search_check.py BANK --model local:qwen-coder-0.5b [--limit 30] [--repeats 20] [--threads 2]
   [--only beam,pal]   (strategies by name; default: all of STEPS)
 Runs finished earlier are reused from --store, so an interrupted check resumes where it stopped.
-On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores, all of STEPS take about 1 h 15 min.
+On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores, pal n=4 took 7 min and pal n=8 12 min (measured
+2026-12-06); the other steps are not yet timed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ponder.metrics import bootstrap_mean
 from ponder.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from efficiency import Point, sc_at_tokens  # a sibling script, not a package
+from efficiency import Point, paired_delta  # a sibling script, not a package
 
 # Each at a small budget, so the comparison lands inside SC's replayed range (n = 1 … 32). The beam uses the
 # model's own token confidence as its step scorer: a 0.5B judge is too weak to score steps (docs/efficiency.md).
@@ -77,10 +78,8 @@ async def main(bank_path: Path, model: str, limit: int, repeats: int, threads: i
         print(f"| {point.label} (replay) | {point.accuracy} | {point.tokens:,.0f} | – | – |")
     for row in (r for r in rows if r.source == "live"):
         point = as_point(row, order)
-        at, clamped = sc_at_tokens(sc, point.tokens)
-        delta = bootstrap_mean(list(point.per_problem - at))
         print(f"| {point.label} | {point.accuracy} | {point.tokens:,.0f} | {row.seconds / 60:.1f} | "
-              f"{delta.mean:+.3f} [{delta.low:+.3f}, {delta.high:+.3f}]{'*' if clamped else ''} |")
+              f"{paired_delta(point, sc)} |")
     print("(* outside self-consistency's token range: compared with its nearest setting)")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -54,6 +55,20 @@ def as_point(row: DemoRow, order: list[str]) -> Point:
     return Point(row.label, row.strategy, row.params, bootstrap_mean(list(per_problem)), row.tokens, per_problem)
 
 
+def busy_minutes(store_path: Path, run_id: str) -> float:
+    """Minutes during which at least one of the run's problems was in flight: the union of each problem's
+    [finished - latency, finished] interval. Unlike this invocation's wall time, it is right for a run reused from
+    the store (which took no time now) and for one resumed after an interruption (the gap is not counted)."""
+    with sqlite3.connect(store_path) as db:
+        spans = sorted((end - latency, end) for latency, end in
+                       db.execute("SELECT latency_s, finished_at FROM results WHERE run_id = ?", (run_id,)))
+    busy, covered_to = 0.0, float("-inf")
+    for start, end in spans:
+        busy += max(0.0, end - max(start, covered_to))
+        covered_to = max(covered_to, end)
+    return busy / 60
+
+
 async def main(bank_path: Path, model: str, limit: int, repeats: int, threads: int | None, store_path: Path,
                only: set[str] | None) -> None:
     bank = Bank.load(bank_path)
@@ -78,8 +93,8 @@ async def main(bank_path: Path, model: str, limit: int, repeats: int, threads: i
         print(f"| {point.label} (replay) | {point.accuracy} | {point.tokens:,.0f} | – | – |")
     for row in (r for r in rows if r.source == "live"):
         point = as_point(row, order)
-        print(f"| {point.label} | {point.accuracy} | {point.tokens:,.0f} | {row.seconds / 60:.1f} | "
-              f"{paired_delta(point, sc)} |")
+        minutes = busy_minutes(store_path, row.run_ids[0])
+        print(f"| {point.label} | {point.accuracy} | {point.tokens:,.0f} | {minutes:.1f} | {paired_delta(point, sc)} |")
     print("(* outside self-consistency's token range: compared with its nearest setting)")
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from ponder.answers import check_math, extract_answer
 from ponder.backends.fake import FakeBackend, Scripted
 from ponder.context import Ctx, Sampling
 from ponder.errors import ConfigError
+from ponder.search.scorers import JudgeScorer
 from ponder.strategies import get_strategy
-from ponder.strategies.genrm import VERIFY_QUESTION, VERIFY_STEP_BY_STEP
-from ponder.types import GenerationRequest
+from ponder.strategies.genrm import VERIFY_QUESTION, VERIFY_STEP_BY_STEP, verification_prompt
+from ponder.tasks.prompts import MATH_INSTRUCTION, math_messages
+from ponder.types import GenerationRequest, Problem
 from tests.conftest import make_problem
 
 WRONG = "3 + 4 = 8. The answer is 8."
@@ -110,3 +113,13 @@ async def test_bad_parameters_name_themselves() -> None:
         await get_strategy("judge")(problem, ctx, n=0)
     with pytest.raises(ConfigError, match="rationales"):
         await get_strategy("judge")(problem, ctx, rationales=-1)
+
+
+def test_verdict_prompts_show_the_problem_without_the_tasks_answer_instruction() -> None:
+    """The judge and the step scorer ask for Yes/No; the task's "reason step by step ... \\boxed{}" would ask for
+    something else, so only the problem itself is shown."""
+    problem = Problem(id="p", messages=math_messages("What is 3 + 4?"), gold="7", checker=check_math,
+                      extract=extract_answer)
+    prompts = [verification_prompt(problem, RIGHT, VERIFY_QUESTION), JudgeScorer().prompt(problem, ["3 + 4 = 7."])]
+    for prompt in prompts:
+        assert "Problem:\nWhat is 3 + 4?\n\n" in prompt and MATH_INSTRUCTION not in prompt

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.answers import extract_answer
+from ponder.answers import check_math, extract_answer
 from ponder.backends.fake import FakeBackend, Scripted
 from ponder.context import Ctx
 from ponder.errors import ConfigError
 from ponder.strategies import get_strategy
 from ponder.strategies.pal import extract_code, printed_answer
-from ponder.types import GenerationRequest
+from ponder.tasks.prompts import MATH_INSTRUCTION, math_messages
+from ponder.types import GenerationRequest, Problem
 from tests.conftest import make_problem
 
 QUESTION = "Tom has 17 apples and buys 25 more. How many apples does he have?"
@@ -125,3 +126,22 @@ async def test_parameters_are_validated() -> None:
         await get_strategy("pal")(problem, Ctx(FakeBackend(), problem), timeout_s=0)
     with pytest.raises(ConfigError, match="program_temperature"):
         await get_strategy("prove")(problem, Ctx(FakeBackend(), problem), program_temperature=-1)
+
+
+async def test_program_prompts_drop_the_tasks_reason_and_box_instruction() -> None:
+    """A GSM8K prompt ends with "reason step by step ... within \\boxed{}". Inside a request for a program that
+    instruction contradicts it: on Qwen2.5-Coder-0.5B, 62 of 120 PAL replies were prose with no code at all."""
+    problem = Problem(id="p", messages=math_messages(QUESTION), gold="42", checker=check_math, extract=extract_answer)
+    prompts: list[str] = []
+
+    def script(request: GenerationRequest, index: int) -> str:
+        prompts.append(request.messages[-1]["content"])
+        return FAITHFUL["42"] if "Python" in prompts[-1] else RIGHT
+
+    await get_strategy("pal")(problem, Ctx(FakeBackend(script), problem), n=1)
+    await get_strategy("prove")(problem, Ctx(FakeBackend(script), problem), n=1)
+    program_prompts = [p for p in prompts if "Python" in p]
+    assert len(program_prompts) == 2  # PAL's program and Prove's translation
+    for prompt in program_prompts:
+        assert QUESTION in prompt and MATH_INSTRUCTION not in prompt
+    assert prompts.count(problem.question) == 1  # Prove's solutions still answer the task's own prompt

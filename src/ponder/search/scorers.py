@@ -28,6 +28,7 @@ from ponder.errors import BackendError, BackendUnavailable, CapabilityError, Con
 from ponder.judge import YES_NO_INSTRUCTION, judge_yes
 from ponder.search.scoring import StepScorer
 from ponder.search.steps import DEFAULT_DELIMITER, solution_text
+from ponder.tasks.prompts import problem_statement
 from ponder.types import Problem
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class JudgeScorer:
     def prompt(self, problem: Problem, steps: Sequence[str]) -> str:
         before = solution_text(steps[:-1], self.delimiter) or "(none: this is the first step)"
         return (
-            f"Problem:\n{problem.question}\n\n"
+            f"Problem:\n{problem_statement(problem)}\n\n"
             f"Solution steps so far:\n{before}\n\n"
             f"Next step:\n{steps[-1]}\n\n"
             "Is the next step correct, and does it move the solution toward the right answer? "

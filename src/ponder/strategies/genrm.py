@@ -12,6 +12,7 @@ from ponder.context import Ctx
 from ponder.judge import YES_NO_INSTRUCTION, Judgement, judge_yes
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
+from ponder.tasks.prompts import problem_statement
 from ponder.types import Message, Problem, Result
 
 VERIFY_QUESTION = "Is the answer correct?"
@@ -23,8 +24,8 @@ FALLBACK_WARNING = (
 
 
 def verification_prompt(problem: Problem, solution: str, instruction: str) -> str:
-    return f"Here is a problem and a proposed solution.\n\nProblem:\n{problem.question}\n\nSolution:\n{solution}\n\n" \
-           f"{instruction}"
+    return (f"Here is a problem and a proposed solution.\n\nProblem:\n{problem_statement(problem)}\n\n"
+            f"Solution:\n{solution}\n\n{instruction}")
 
 
 def judge_report(judgements: Sequence[Judgement]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ponder.context import Ctx
 from ponder.sandbox import Limits, SandboxResult, run_python
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
+from ponder.tasks.prompts import problem_statement
 from ponder.types import Extractor, Message, Problem, Result, Trace
 
 TRANSLATE_PROMPT = """Below is a question and a step-by-step solution. Translate the solution into a Python \
@@ -133,7 +134,7 @@ async def prove(
     limits = _limits(timeout_s)
 
     async def verify(trace: Trace) -> tuple[ProgramRun, bool]:
-        prompt = TRANSLATE_PROMPT.format(question=problem.question, solution=trace.text.strip())
+        prompt = TRANSLATE_PROMPT.format(question=problem_statement(problem), solution=trace.text.strip())
         (reply,) = await ctx.sample(_question_messages(problem, prompt), n=1, temperature=program_temperature)
         program = await run_program(reply, problem.extract, limits)
         agrees = program.output is not None and await ctx.equivalent(program.output, trace.answer)
@@ -170,7 +171,7 @@ async def pal(
     arithmetic is done by Python, not by the model. Programs that fail, time out or print nothing do not vote;
     the confidence is the winner's share of all ``n`` programs.
     """
-    replies = await ctx.sample(_question_messages(problem, PAL_PROMPT.format(question=problem.question)), n=n)
+    replies = await ctx.sample(_question_messages(problem, PAL_PROMPT.format(question=problem_statement(problem))), n=n)
     limits = _limits(timeout_s)
     programs = await asyncio.gather(*(run_program(reply, problem.extract, limits) for reply in replies))
     for reply, program in zip(replies, programs, strict=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ponder.types import Message
+from ponder.types import Message, Problem
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 """Appended to every math problem (GSM8K, MATH-500, AIME, AMC), as in the Qwen2.5-Math evaluation."""
@@ -56,3 +56,10 @@ def split_instruction(content: str) -> tuple[str, str]:
         if text.endswith(instruction):
             return text[: -len(instruction)].rstrip(), instruction
     return text, ""
+
+
+def problem_statement(problem: Problem) -> str:
+    """The problem as a verifier or program writer should read it: its question without the task's
+    answer-format instruction. "Please reason step by step, and put your final answer within \\boxed{}" inside
+    a prompt that asks for a Python program or a Yes/No verdict contradicts it."""
+    return split_instruction(problem.question)[0]

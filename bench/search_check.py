@@ -13,8 +13,8 @@ CI crosses zero as "no evidence either way".
 Usage: python bench/search_check.py BANK --model local:qwen-coder-0.5b [--limit 30] [--repeats 20] [--threads 2]
   [--only beam,pal]   (strategies by name; default: all of STEPS)
 Runs finished earlier are reused from --store, so an interrupted check resumes where it stopped.
-On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores, pal n=4 took 7 min and pal n=8 12 min (measured
-2026-12-06); the other steps are not yet timed.
+On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores (--threads 2), the steps were busy for (minutes,
+2026-12-06, before the prompt fix of f0b2228): beam 37, judge 12, pal n=4 7, pal n=8 18, prove 16, self-refine 12.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from ponder.store import Store
 sys.path.insert(0, str(Path(__file__).parent))
 from efficiency import Point, paired_delta  # a sibling script, not a package
 
-# Each at a small budget, so the comparison lands inside SC's replayed range (n = 1 … 32). The beam uses the
-# model's own token confidence as its step scorer: a 0.5B judge is too weak to score steps (docs/efficiency.md).
+# Each at a small budget, so the comparison lands inside SC's replayed range (n = 1 … 32). The beam scores steps
+# with the model's own token confidence (from the logprobs it already returns), which costs no extra calls; a judge
+# scorer would add one model call per candidate step.
 STEPS = (
     DemoStep("beam n=4 expansions=4 scorer=confidence", "beam",
              {"n": 4, "expansions": 4, "scorer": "confidence"}, ""),

@@ -14,6 +14,7 @@ from ponder.judge import YES_NO_INSTRUCTION, Judgement, judge_yes
 from ponder.strategies.genrm import judge_report
 from ponder.strategies.registry import strategy
 from ponder.strategies.revise_loop import MIN_CALL_TOKENS, Round, TokenCap, Verdict, revise
+from ponder.tasks.prompts import problem_statement
 from ponder.types import Message, Problem, Result, Trace
 
 # Toulmin-based critical questions on a reasoning process, after Castagna et al. (their pipeline's eight).
@@ -45,7 +46,7 @@ _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 def assessment_prompt(problem: Problem, plan: str) -> str:
     questions = "\n".join(f"{i}. {q}" for i, q in enumerate(CRITICAL_QUESTIONS, start=1))
-    return (f"Problem:\n{problem.question}\n\nReasoning steps:\n{plan}\n\n"
+    return (f"Problem:\n{problem_statement(problem)}\n\nReasoning steps:\n{plan}\n\n"
             "Assess these reasoning steps against each question below. Be strict: answer No when in doubt. Reply "
             "only with the question's number and Yes or No, one per line (e.g. '1. Yes').\n" + questions)
 
@@ -139,8 +140,9 @@ async def cqot(
             score = sum(passes) / questions
         else:
             cap.need(questions * JUDGE_TOKENS)
+            statement = problem_statement(problem)
             found = await asyncio.gather(*(  # judge_yes marks its verdicts as helper samples
-                judge_yes(ctx, [{"role": "user", "content": f"Problem:\n{problem.question}\n\nReasoning steps:\n"
+                judge_yes(ctx, [{"role": "user", "content": f"Problem:\n{statement}\n\nReasoning steps:\n"
                                                             f"{plan}\n\nCritical question: {q} {YES_NO_INSTRUCTION}"}],
                           max_tokens=JUDGE_TOKENS)
                 for q in CRITICAL_QUESTIONS))

@@ -15,6 +15,7 @@ from ponder.judge import YES_NO_INSTRUCTION, judge_yes
 from ponder.search.steps import states_answer
 from ponder.strategies.registry import strategy
 from ponder.strategies.voting import vote
+from ponder.tasks.prompts import problem_statement
 from ponder.types import Message, Problem, Result, Trace
 
 Role = Literal["live", "founder", "pruned", "member"]
@@ -131,7 +132,7 @@ def _judge_messages(problem: Problem, a: Trace, b: Trace) -> list[Message]:
 
     return [{"role": "user", "content": (
         "Two unfinished attempts at the same problem follow. Will they reach the same final answer?\n\n"
-        f"Problem:\n{problem.question}\n\nAttempt A (unfinished):\n{shown(a)}\n\n"
+        f"Problem:\n{problem_statement(problem)}\n\nAttempt A (unfinished):\n{shown(a)}\n\n"
         f"Attempt B (unfinished):\n{shown(b)}\n\n{YES_NO_INSTRUCTION}"
     )}]
 

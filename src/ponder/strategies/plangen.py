@@ -13,6 +13,7 @@ from ponder.agents import agent_contexts, agent_labels
 from ponder.context import Ctx
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.registry import StrategyInfo, coerce_params, get_strategy, strategy
+from ponder.tasks.prompts import problem_statement
 from ponder.types import Problem, Result, Trace
 
 CONSTRAINT_PROMPT = (
@@ -161,7 +162,7 @@ async def plangen(
     """
     arms = parse_algorithms(algorithms)
     constraint_ctx, verifier_ctx, selector_ctx = await agent_contexts(ctx, agents, 3)
-    question = problem.question
+    question = problem_statement(problem)  # the agents judge the problem; the task's answer format is not theirs
 
     prompt = CONSTRAINT_PROMPT.format(question=question)
     (trace,) = await constraint_ctx.sample([{"role": "user", "content": prompt}], temperature=0.0)

@@ -15,6 +15,7 @@ from ponder.search.domain import SearchDomain, domain_of
 from ponder.search.steps import expand, solution_text
 from ponder.search.tree import Node, SearchTree
 from ponder.strategies.registry import strategy
+from ponder.tasks.prompts import problem_statement
 from ponder.types import Message, Problem, Result, Trace
 
 VALUE_MAP = {"sure": 20.0, "likely": 1.0, "impossible": 0.001}
@@ -149,7 +150,7 @@ class _Search:
             messages = self._messages("Evaluate if the given numbers can reach the target.", prompt)
         else:
             solution = solution_text(self.tree.steps(node))
-            prompt = GENERIC_VALUE.format(question=self.problem.question, solution=solution)
+            prompt = GENERIC_VALUE.format(question=problem_statement(self.problem), solution=solution)
             messages = [{"role": "user", "content": prompt}]
         if prompt not in self.value_cache:
             traces = await self._sample(messages, self.n_evaluate, max_tokens=self.value_tokens)

@@ -13,6 +13,8 @@ CI crosses zero as "no evidence either way".
 Usage: python bench/search_check.py BANK --model local:qwen-coder-0.5b [--limit 30] [--repeats 20] [--threads 2]
   [--only beam,pal]   (strategies by name; default: all of STEPS)
 Runs finished earlier are reused from --store, so an interrupted check resumes where it stopped.
+After the table, one line per live strategy says what its own report holds (programs with no code, Prove's
+fallbacks, where self-refine stopped, the judge's verdict spread, traces cut at max_tokens).
 On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores (--threads 2), the steps were busy for (minutes,
 2026-12-06, before the prompt fix of f0b2228): beam 37, judge 12, pal n=4 7, pal n=8 18, prove 16, self-refine 12.
 """
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sqlite3
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +74,35 @@ def busy_minutes(store_path: Path, run_id: str) -> float:
     return busy / 60
 
 
+def diagnostics(store_path: Path, run_id: str, strategy: str) -> str:
+    """What the strategy's own report says about its problems, so a result can be read for why, not only how much:
+    how many programs had no code or failed (PAL, Prove), how often Prove fell back to the plain vote, where
+    self-refine stopped, how spread the judge's verdicts are; and, for every strategy, the traces cut at max_tokens."""
+    with sqlite3.connect(store_path) as db:
+        infos = [json.loads(info) for (info,) in db.execute("SELECT info FROM results WHERE run_id = ?", (run_id,))]
+        traces, cut = db.execute("SELECT count(*), coalesce(sum(finish_reason = 'length'), 0) FROM traces "
+                                 "WHERE run_id = ?", (run_id,)).fetchone()
+    parts = []
+    programs = [p for info in infos for p in info.get("programs", [])]
+    if programs:
+        no_code = sum(p["killed_reason"] == "no code" for p in programs)
+        failed = sum(p["killed_reason"] not in (None, "no code") or (p["exit_code"] not in (None, 0)) for p in programs)
+        printed = sum(p["output"] is not None for p in programs)
+        parts.append(f"programs {len(programs)}: no code {no_code}, failed or killed {failed}, printed an answer "
+                     f"{printed}")
+    if strategy == "prove":
+        parts.append(f"fell back to the plain vote on {sum(bool(i.get('fallback')) for i in infos)} of {len(infos)}")
+    if strategy == "self-refine":
+        stops = Counter(f"{i['stopped']} after {i['refinements']} refinements" for i in infos)
+        parts.append("stopped: " + ", ".join(f"{why} ×{k}" for why, k in sorted(stops.items())))
+    scores = [s for i in infos for s in i.get("scores", []) if s is not None]
+    if scores:
+        q = np.percentile(scores, [0, 25, 50, 75, 100])
+        parts.append("verdict P(yes) min/q1/median/q3/max " + "/".join(f"{v:.2f}" for v in q))
+    parts.append(f"traces cut at max_tokens {cut} of {traces}")
+    return "; ".join(parts)
+
+
 async def main(bank_path: Path, model: str, limit: int, repeats: int, threads: int | None, store_path: Path,
                only: set[str] | None) -> None:
     bank = Bank.load(bank_path)
@@ -96,7 +129,9 @@ async def main(bank_path: Path, model: str, limit: int, repeats: int, threads: i
         point = as_point(row, order)
         minutes = busy_minutes(store_path, row.run_ids[0])
         print(f"| {point.label} | {point.accuracy} | {point.tokens:,.0f} | {minutes:.1f} | {paired_delta(point, sc)} |")
-    print("(* outside self-consistency's token range: compared with its nearest setting)")
+    print("(* outside self-consistency's token range: compared with its nearest setting)\n")
+    for row in (r for r in rows if r.source == "live"):
+        print(f"{row.label}: {diagnostics(store_path, row.run_ids[0], row.strategy)}")
 
 
 if __name__ == "__main__":

@@ -99,8 +99,31 @@ def diagnostics(store_path: Path, run_id: str, strategy: str) -> str:
     if scores:
         q = np.percentile(scores, [0, 25, 50, 75, 100])
         parts.append("verdict P(yes) min/q1/median/q3/max " + "/".join(f"{v:.2f}" for v in q))
+    if strategy in ("judge", "prove"):
+        parts.append(against_own_majority(store_path, run_id))
     parts.append(f"traces cut at max_tokens {cut} of {traces}")
     return "; ".join(parts)
+
+
+def against_own_majority(store_path: Path, run_id: str) -> str:
+    """A selector (judge, Prove) against plain voting over its *own* n samples: the paired comparison that is free of
+    the luck of the live draw. The samples are the problem's first n stored traces (they are drawn before any verdict
+    or program); answers are compared as strings and a tie goes to the earliest answer, as a plain vote does."""
+    with sqlite3.connect(store_path) as db:
+        (config,) = db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+        n = json.loads(config)["params"]["n"]
+        results = db.execute("SELECT problem_id, coalesce(correct, 0) FROM results WHERE run_id = ?", (run_id,))
+        gains = losses = voted = chosen = 0
+        for problem_id, correct in results.fetchall():
+            samples = db.execute("SELECT answer, coalesce(correct, 0) FROM traces WHERE run_id = ? AND problem_id = ? "
+                                 "ORDER BY id LIMIT ?", (run_id, problem_id, n)).fetchall()
+            counts = Counter(answer for answer, _ in samples if answer is not None)
+            top = max(counts.values(), default=0)
+            winner = next((ok for answer, ok in samples if answer is not None and counts[answer] == top), 0)
+            voted, chosen = voted + winner, chosen + correct
+            gains, losses = gains + (correct > winner), losses + (correct < winner)
+    return (f"right {chosen}, plain vote over its own {n} samples right {voted} (the strategy right where the vote "
+            f"was wrong {gains}, wrong where it was right {losses})")
 
 
 async def main(bank_path: Path, model: str, limit: int, repeats: int, threads: int | None, store_path: Path,

@@ -16,7 +16,7 @@ Runs finished earlier are reused from --store, so an interrupted check resumes w
 After the table, one line per live strategy says what its own report holds (programs with no code, Prove's
 fallbacks, where self-refine stopped, the judge's verdict spread, traces cut at max_tokens).
 On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores (--threads 2), the steps were busy for (minutes,
-2026-12-06, before the prompt fix of f0b2228): beam 37, judge 12, pal n=4 7, pal n=8 18, prove 16, self-refine 12.
+2026-12-06): beam 35, judge 14, pal n=4 7, pal n=8 16, prove 15, self-refine 11 (results: docs/efficiency.md).
 """
 
 from __future__ import annotations

@@ -54,6 +54,9 @@ async def test_prove_drops_solutions_whose_program_disagrees_and_overturns_the_m
     # every token went through ctx: five solutions, then one translation per answered solution
     assert ctx.usage.calls == 1 + 5 and ctx.usage.traces == 10
     assert ctx.usage.completion_tokens == sum(t.completion_tokens for c in ctx.calls for t in c.traces)
+    # the programs are helpers, not answers to the problem: maj@k / pass@k count only the five solutions
+    traces = [t for c in ctx.calls for t in c.traces]
+    assert [t.aux for t in traces] == [False] * 5 + [True] * 5
 
 
 async def test_prove_falls_back_to_the_plain_vote_when_nothing_is_verified() -> None:

@@ -135,7 +135,8 @@ async def prove(
 
     async def verify(trace: Trace) -> tuple[ProgramRun, bool]:
         prompt = TRANSLATE_PROMPT.format(question=problem_statement(problem), solution=trace.text.strip())
-        (reply,) = await ctx.sample(_question_messages(problem, prompt), n=1, temperature=program_temperature)
+        with ctx.aux():  # a translation of the solution, not an answer to the problem: maj@k / pass@k skip it
+            (reply,) = await ctx.sample(_question_messages(problem, prompt), n=1, temperature=program_temperature)
         program = await run_program(reply, problem.extract, limits)
         agrees = program.output is not None and await ctx.equivalent(program.output, trace.answer)
         return program, agrees

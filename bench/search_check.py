@@ -14,7 +14,8 @@ Usage: python bench/search_check.py BANK --model local:qwen-coder-0.5b [--limit 
   [--only beam,pal]   (strategies by name; default: all of STEPS)
 Runs finished earlier are reused from --store, so an interrupted check resumes where it stopped.
 After the table, one line per live strategy says what its own report holds (programs with no code, Prove's
-fallbacks, where self-refine stopped, the judge's verdict spread, traces cut at max_tokens).
+fallbacks, where self-refine stopped, the judge's verdict spread, traces cut at max_tokens) and, for the judge and
+Prove, how they fare against a plain vote over their own samples.
 On 30 GSM8K problems with Qwen2.5-Coder-0.5B on 2 cores (--threads 2), the steps were busy for (minutes,
 2026-12-06): beam 35, judge 14, pal n=4 7, pal n=8 16, prove 15, self-refine 11 (results: docs/efficiency.md).
 """
@@ -34,8 +35,9 @@ import numpy as np
 from ponder.backends import parse_model_spec
 from ponder.bank import Bank
 from ponder.demo import DemoRow, DemoStep, run_demo
-from ponder.metrics import bootstrap_mean
+from ponder.metrics import bootstrap_mean, is_sample, majority_correct
 from ponder.store import Store
+from ponder.types import Trace
 
 sys.path.insert(0, str(Path(__file__).parent))
 from efficiency import Point, paired_delta  # a sibling script, not a package
@@ -106,22 +108,22 @@ def diagnostics(store_path: Path, run_id: str, strategy: str) -> str:
 
 
 def against_own_majority(store_path: Path, run_id: str) -> str:
-    """A selector (judge, Prove) against plain voting over its *own* n samples: the paired comparison that is free of
-    the luck of the live draw. The samples are the problem's first n stored traces (they are drawn before any verdict
-    or program); answers are compared as strings and a tie goes to the earliest answer, as a plain vote does."""
-    with sqlite3.connect(store_path) as db:
-        (config,) = db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
-        n = json.loads(config)["params"]["n"]
-        results = db.execute("SELECT problem_id, coalesce(correct, 0) FROM results WHERE run_id = ?", (run_id,))
-        gains = losses = voted = chosen = 0
-        for problem_id, correct in results.fetchall():
-            samples = db.execute("SELECT answer, coalesce(correct, 0) FROM traces WHERE run_id = ? AND problem_id = ? "
-                                 "ORDER BY id LIMIT ?", (run_id, problem_id, n)).fetchall()
-            counts = Counter(answer for answer, _ in samples if answer is not None)
-            top = max(counts.values(), default=0)
-            winner = next((ok for answer, ok in samples if answer is not None and counts[answer] == top), 0)
-            voted, chosen = voted + winner, chosen + correct
-            gains, losses = gains + (correct > winner), losses + (correct < winner)
+    """A selector (judge, Prove) against plain voting over its *own* samples: the paired comparison that is free of
+    the luck of the live draw. Samples and the vote are maj@k's (``metrics.is_sample``, ``metrics.majority_correct``):
+    verdicts and programs are aux traces and do not vote."""
+    with Store(store_path) as store:
+        results = store.results(run_id)
+        samples: dict[str, list[Trace]] = {}
+        for problem_id, trace in store.traces(run_id):
+            if is_sample(trace):
+                samples.setdefault(problem_id, []).append(trace)
+    n = max(map(len, samples.values()), default=0)
+    gains = losses = voted = chosen = 0
+    for record in results:
+        own = samples.get(record.problem_id, [])
+        right, vote_right = bool(record.correct), majority_correct([t.answer for t in own], [t.correct for t in own])
+        voted, chosen = voted + vote_right, chosen + right
+        gains, losses = gains + (right and not vote_right), losses + (vote_right and not right)
     return (f"right {chosen}, plain vote over its own {n} samples right {voted} (the strategy right where the vote "
             f"was wrong {gains}, wrong where it was right {losses})")
 

@@ -27,9 +27,9 @@ def search_check() -> ModuleType:
     return module
 
 
-def _store(path: Path, run_id: str, strategy: str, n: int = 4) -> None:
+def _store(path: Path, run_id: str, strategy: str) -> None:
     with Store(path) as store:
-        store.ensure_run(run_id, task="gsm8k", strategy=strategy, model="fake", config={"params": {"n": n}})
+        store.ensure_run(run_id, task="gsm8k", strategy=strategy, model="fake", config={})
 
 
 def _result(db: sqlite3.Connection, run_id: str, pid: str, info: dict[str, Any], latency: float, end: float) -> None:
@@ -40,14 +40,14 @@ def _result(db: sqlite3.Connection, run_id: str, pid: str, info: dict[str, Any],
 
 
 def _trace(db: sqlite3.Connection, run_id: str, pid: str, finish: str = "stop", answer: str | None = None,
-           correct: int | None = None) -> None:
+           correct: int | None = None, aux: bool = False) -> None:
     call = db.execute("INSERT INTO calls (run_id, problem_id, seq, kind, messages, params, started_at, latency_s,"
                       " prompt_tokens, completion_tokens) VALUES (?, ?, 0, 'complete', '[]', '{}', 0, 0, 0, 0)",
                       (run_id, pid)).lastrowid
     db.execute("INSERT INTO traces (call_id, run_id, problem_id, idx, text, reasoning, answer, correct, finish_reason,"
-               " prompt_tokens, completion_tokens, latency_s, cancelled, tokens, logprobs, top_logprobs)"
-               " VALUES (?, ?, ?, 0, '', '', ?, ?, ?, 0, 0, 0, 0, '[]', '[]', '[]')",
-               (call, run_id, pid, answer, correct, finish))
+               " prompt_tokens, completion_tokens, latency_s, cancelled, tokens, logprobs, top_logprobs, aux)"
+               " VALUES (?, ?, ?, 0, '', '', ?, ?, ?, 0, 0, 0, 0, '[]', '[]', '[]', ?)",
+               (call, run_id, pid, answer, correct, finish, int(aux)))
 
 
 def test_busy_minutes_counts_overlap_once_and_skips_gaps(search_check: ModuleType, tmp_path: Path) -> None:
@@ -90,16 +90,16 @@ def test_diagnostics_report_where_self_refine_stopped(search_check: ModuleType, 
 
 def test_a_selector_is_compared_with_the_vote_over_its_own_samples(search_check: ModuleType, tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    _store(path, "j", "judge", n=2)
+    _store(path, "j", "judge")
     with sqlite3.connect(path) as db:
         # a: the vote ties and takes the earliest answer (wrong); the judge picked the right one
         _trace(db, "j", "a", answer="5", correct=0)
         _trace(db, "j", "a", answer="7", correct=1)
         _result(db, "j", "a", {"scores": [0.2, 0.9]}, 1, 1)
-        # b: both samples right, the judge's verdict trace comes after them and is not a sample
+        # b: both samples right; the judge's verdict is an aux trace, not a sample
         _trace(db, "j", "b", answer="7", correct=1)
         _trace(db, "j", "b", answer="7", correct=1)
-        _trace(db, "j", "b", answer=None)
+        _trace(db, "j", "b", answer="no", correct=0, aux=True)
         _result(db, "j", "b", {"scores": [0.5, 0.5]}, 1, 2)
         db.execute("UPDATE results SET correct = 1 WHERE problem_id = 'a'")
         db.execute("UPDATE results SET correct = 0 WHERE problem_id = 'b'")

@@ -316,10 +316,14 @@ class Ctx:
     # ---- answers --------------------------------------------------------------------------------
 
     def answer(self, trace: Trace) -> str | None:
-        """The trace's answer to the problem. Helper samples (``aux``) and traces stopped by ``max_tokens`` have
-        none: the last number of unfinished reasoning is not an answer (the DeepConf and self-consistency
-        references drop such traces from the vote too)."""
-        if trace.aux or trace.capped or not trace.text:
+        """The trace's answer to the problem. Helper samples (``aux``) have none; see ``stated`` for the rest."""
+        return None if trace.aux else self.stated(trace)
+
+    def stated(self, trace: Trace) -> str | None:
+        """The answer a trace states in the task's format, helper or not (a backward chain's value of x).
+        A trace stopped by ``max_tokens`` states none: the last number of unfinished reasoning is not an answer
+        (the DeepConf and self-consistency references drop such traces from the vote too)."""
+        if trace.capped or not trace.text:
             return None
         return self.problem.extract(trace.text)
 

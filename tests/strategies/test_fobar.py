@@ -49,6 +49,10 @@ async def test_backward_verification_overturns_the_forward_majority() -> None:
     # forward call, then 2 candidates x 2 masked questions, 2 chains each; every token counted by ctx
     assert ctx.usage.calls == 1 + 4 and ctx.usage.traces == 5 + 8
     assert ctx.usage.completion_tokens == sum(t.completion_tokens for c in ctx.calls for t in c.traces)
+    # backward chains answer the masked question, not the problem: maj@k / pass@k count only the forward five
+    traces = [t for c in ctx.calls for t in c.traces]
+    assert [t.aux for t in traces] == [False] * 5 + [True] * 8
+    assert all(t.answer is None for t in traces[5:])
     backward_prompts = [c.request.messages[-1]["content"] for c in ctx.calls[1:]]
     assert "Tom has x apples and buys 25 more." in backward_prompts[0]
     assert backward_prompts[0].endswith(BACKWARD_TEMPLATE.format(answer="32"))

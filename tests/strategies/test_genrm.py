@@ -55,7 +55,9 @@ def cot_judge(request: GenerationRequest, index: int) -> str:
     """GenRM-CoT: the rationale for 8 is half the time wrong-footed, for 7 always sound; the verdict follows it."""
     content = request.messages[0]["content"]
     if VERIFY_STEP_BY_STEP in _last(request):
-        return "Checked: 7 is fine." if "answer is 7" in content or index % 2 == 0 else "Checked: a mistake in 8."
+        # a rationale states an answer in the task's format, as real ones do: it must still not count as one
+        return ("Checked: 7 is fine. The answer is 7." if "answer is 7" in content or index % 2 == 0
+                else "Checked: a mistake in 8. The answer is 7.")
     if VERIFY_QUESTION in _last(request):
         return "Yes" if "fine" in request.messages[1]["content"] else "No"
     return [WRONG, WRONG, WRONG, RIGHT][index % 4]
@@ -73,6 +75,8 @@ async def test_rationale_verdicts_are_averaged_and_selection_decides() -> None:
     assert ctx.usage.calls == 1 + 2 * 3 and ctx.usage.traces == 4 + 2 * 4
     assert ctx.usage.completion_tokens == sum(c.tokens_sent for c in backend.calls)
     assert all(t.answer is None for call in ctx.calls[1:] for t in call.traces)
+    # rationales and verdicts are helpers: maj@k / pass@k count only the four solutions
+    assert [t.aux for call in ctx.calls for t in call.traces] == [False] * 4 + [True] * 8
     weighted = await get_strategy("judge")(problem, Ctx(FakeBackend(cot_judge), problem), n=4, rationales=2,
                                            selection="weighted")
     # the three 8s together weigh 1.5 against 1.0

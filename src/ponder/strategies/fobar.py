@@ -79,9 +79,10 @@ async def fobar(
 
     async def backward(answer: str, masked: Masked, count: int) -> int:
         """How many of ``count`` backward chains, told the answer is ``answer``, recover the masked number."""
-        chains = await ctx.sample(_backward_messages(problem, masked, answer), n=count)
-        return sum([chain.answer is not None and await ctx.equivalent(chain.answer, masked.number)
-                    for chain in chains])
+        with ctx.aux():  # a backward chain answers the masked question, not the problem: maj@k must not count it
+            chains = await ctx.sample(_backward_messages(problem, masked, answer), n=count)
+        recovered = [ctx.stated(chain) for chain in chains]
+        return sum([x is not None and await ctx.equivalent(x, masked.number) for x in recovered])
 
     masks = masks[:backward_n]  # fewer chains than numbers: mask only as many numbers as there are chains
     shares = _spread(backward_n, len(masks))

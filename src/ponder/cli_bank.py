@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ponder.cli_options import (
@@ -74,14 +73,13 @@ def record(
     """
     from ponder.backends import open_backend
     from ponder.bank import record_bank
+    from ponder.display import ProblemProgress
 
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     sampling = sampling_from(temperature, top_p, max_tokens, seed, True, extra, top_logprobs=top_logprobs)
     spec = backend_spec(model, model_name, api_key, server_bin, slots, threads).sized_for(sampling.max_tokens)
-    bar = Progress(TextColumn("[bold]record"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console)
-    job = bar.add_task("record", total=None, stats="")
+    bar = ProblemProgress(console, "record")
 
     async def go() -> None:
         async with open_backend(spec) as backend:
@@ -89,16 +87,19 @@ def record(
                 task, backend=backend, n=n, path=out, sampling=sampling, limit=limit, offset=offset, seed=task_seed,
                 size=size, data_dir=data_dir, model=spec.describe(), model_name=spec.model_name,
                 concurrency=concurrency, chunk=slots,
-                on_progress=lambda p: bar.update(job, total=p.total, completed=p.done + p.skipped,
-                                                 stats=f"{p.traces:,} traces · {p.completion_tokens:,} tok"),
+                on_progress=lambda p: bar.update(
+                    p.done + p.skipped, p.total,
+                    f"{p.traces:,} traces · {p.completion_tokens:,} tok · {p.tokens_per_s:,.0f} tok/s"),
             )
 
-    with bar:
-        try:
-            asyncio.run(go())
-        except KeyboardInterrupt:
-            console.print("interrupted: recorded problems are kept; run the same command again to resume")
-            raise typer.Exit(130) from None
+    bar.start()
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        console.print("interrupted: recorded problems are kept; run the same command again to resume")
+        raise typer.Exit(130) from None
+    finally:
+        bar.stop()
     info(out)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from rich.console import Console
@@ -17,28 +18,67 @@ from ponder.runner import Progress as RunProgress
 from ponder.store import ProblemRecord, RunRow
 
 
-class LiveProgress:
-    """A rich progress bar: problems done, accuracy so far, tokens, tokens/s."""
+class ProblemProgress:
+    """Problems done of a total, with a stats text: a live bar on a terminal, plain timed lines in a log.
 
-    def __init__(self, console: Console) -> None:
+    rich draws nothing on a console that is not a terminal until the bar stops, so a recording run in the
+    background (hours, on a CPU) would show no sign of life in its log. There, a line is printed when a problem
+    finishes, at most once every ``every_s`` seconds, and always for the last problem.
+    """
+
+    def __init__(self, console: Console, label: str, *, every_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        self._task = self._bar.add_task("eval", total=None, stats="")
+        self.label = label
+        self.every_s = every_s
+        self._clock = clock
+        self._started = clock()
+        self._printed_at: float | None = None
+        self._printed: tuple[int, int | None] | None = None
+        self._bar: Progress | None = None
+        if console.is_terminal:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console, transient=False)
+            self._task = self._bar.add_task(label, total=None, stats="")
+
+    def start(self) -> None:
+        if self._bar is not None:
+            self._bar.start()
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, done: int, total: int | None, stats: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, total=total, completed=done, stats=stats)
+            return
+        now = self._clock()
+        if (done, total) == self._printed:
+            return
+        finished = total is not None and done >= total
+        if not finished and self._printed_at is not None and now - self._printed_at < self.every_s:
+            return
+        elapsed = dt.timedelta(seconds=round(now - self._started))
+        of = f"/{total}" if total is not None else ""
+        self.console.print(f"{self.label} {done}{of} · {stats} · {elapsed}", highlight=False)
+        self._printed_at, self._printed = now, (done, total)
+
+
+class LiveProgress:
+    """An eval's progress: problems done, accuracy so far, tokens, tokens/s."""
+
+    def __init__(self, console: Console, *, every_s: float = 60.0) -> None:
+        self.console = console
+        self._progress = ProblemProgress(console, "eval", every_s=every_s)
 
     def __enter__(self) -> LiveProgress:
         return self  # the bar appears in start(), once the problems are loaded
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._bar.stop()
+        self._progress.stop()
 
     def start(self, run_id: str, resumed: bool, progress: RunProgress) -> None:
         if resumed:
@@ -46,8 +86,8 @@ class LiveProgress:
                                "already done")
         else:
             self.console.print(f"run [bold]{run_id}[/]: {progress.total} problems")
-        self._bar.update(self._task, total=progress.total, completed=progress.skipped, stats="starting…")
-        self._bar.start()
+        self._progress.update(progress.skipped, progress.total, "starting…")
+        self._progress.start()
 
     def update(self, progress: RunProgress) -> None:
         accuracy = progress.accuracy
@@ -55,7 +95,7 @@ class LiveProgress:
         errors = f" · [red]{progress.errors} errors[/]" if progress.errors else ""
         tokens = progress.prompt_tokens + progress.completion_tokens
         stats = f"{acc} · {tokens:,} tok · {progress.tokens_per_s:,.0f} tok/s{errors}"
-        self._bar.update(self._task, completed=progress.skipped + progress.done, stats=stats)
+        self._progress.update(progress.skipped + progress.done, progress.total, stats)
 
 
 def summary_table(title: str, summary: Summary) -> Table:

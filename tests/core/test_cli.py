@@ -27,6 +27,7 @@ def test_eval_then_resume_then_runs_and_show(workdir: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "accuracy [95% CI]" in first.stdout and "maj@4" in first.stdout and "pass@4" in first.stdout
     assert (workdir / "ponder.db").exists()
+    assert "eval 6/6 · acc " in first.stdout
     again = ponder(*args, cwd=workdir)
     assert again.returncode == 0 and "6/6 problems already done" in again.stdout
     runs = ponder("runs", cwd=workdir)
@@ -87,6 +88,7 @@ def test_bank_record_info_and_replay_with_repeats(workdir: Path) -> None:
                  "--max-tokens", "64", cwd=workdir)
     assert rec.returncode == 0, rec.stderr
     assert "10 × 8 = 80 traces" in rec.stdout
+    assert "record 10/10 · 80 traces" in rec.stdout  # piped, so plain progress lines instead of a bar
     info = ponder("bank", "info", "b.bank.jsonl.gz", cwd=workdir)
     assert "temperature 0.8" in info.stdout
     out = ponder("eval", "--replay", "b.bank.jsonl.gz", "--n", "4", "--repeats", "3", cwd=workdir)

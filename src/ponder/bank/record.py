@@ -6,8 +6,9 @@ import asyncio
 import datetime as _dt
 import json
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ponder.backends.base import Backend
@@ -41,7 +42,14 @@ class RecordProgress:
     skipped: int = 0  # already in the bank or its .partial file
     traces: int = 0
     correct_traces: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # of the traces recorded in this run, not the skipped ones
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Completion tokens recorded per second of this run."""
+        elapsed = time.perf_counter() - self.started
+        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
 
 
 async def record_bank(

@@ -104,13 +104,28 @@ def record(
 
 
 @bank_app.command("info")
-def info(bank_path: Annotated[Path, typer.Argument(help="A bank file.")]) -> None:
-    """Print a bank's model, task, sampling settings and counts."""
-    from ponder.bank import Bank
+def info(bank_path: Annotated[Path, typer.Argument(
+        help="A bank file, or one being recorded (its .partial file is read: what is recorded so far).")]) -> None:
+    """Print a bank's model, task, sampling settings and counts, and how far an unfinished recording of it is."""
+    from ponder.bank import Bank, load_partial, partial_path
 
-    bank = Bank.load(bank_path)
+    partial = bank_path if bank_path.name.endswith(".partial") else partial_path(bank_path)
+    if bank_path == partial or (not bank_path.exists() and partial.exists()):
+        so_far = load_partial(partial)
+        of = f" of {so_far.task.limit}" if so_far.task.limit is not None else ""
+        table = _bank_table(so_far, f"{bank_path} (unfinished recording)", f"{len(so_far.problems)}{of}")
+        table.add_row("resume", "run the same 'ponder bank record' command again")
+    else:
+        bank = Bank.load(bank_path)
+        table = _bank_table(bank, str(bank_path), str(len(bank.problems)))
+        if partial.exists():
+            table.add_row("unfinished extension", f"{len(load_partial(partial).problems)} more problems in {partial}")
+    console.print(table)
+
+
+def _bank_table(bank: Bank, title: str, problems: str) -> Table:
     stats = bank.stats()
-    table = Table(title=str(bank_path), show_header=False)
+    table = Table(title=title, show_header=False)
     table.add_column("field")
     table.add_column("value")
     table.add_row("model", f"{bank.model}" + (f" ({bank.model_name})" if bank.model_name else ""))
@@ -118,13 +133,13 @@ def info(bank_path: Annotated[Path, typer.Argument(help="A bank file.")]) -> Non
     s = bank.sampling
     table.add_row("sampling", f"temperature {s.temperature}, top_p {s.top_p}, max_tokens {s.max_tokens}, "
                               f"top_logprobs {s.top_logprobs}")
-    table.add_row("problems × traces", f"{stats['problems']} × {bank.n} = {stats['traces']:,} traces")
+    table.add_row("problems × traces", f"{problems} × {bank.n} = {stats['traces']:,} traces")
     accuracy = stats["trace_accuracy"]
     table.add_row("correct traces", f"{accuracy:.3f}" if accuracy is not None else "–")
     cut = stats["length_cut"]
     table.add_row("completion tokens", f"{stats['completion_tokens']:,} ({cut} traces cut by max_tokens)")
     table.add_row("format", f"ponder-bank v{bank.version}, written by ponder {bank.ponder_version}, {bank.created_at}")
-    console.print(table)
+    return table
 
 
 @bank_app.command("pack")

@@ -12,7 +12,16 @@ import pytest
 
 from ponder.backends.base import Capabilities
 from ponder.backends.fake import FakeBackend
-from ponder.bank import FORMAT, VERSION, Bank, BankError, RecordProgress, partial_path, record_bank
+from ponder.bank import (
+    FORMAT,
+    VERSION,
+    Bank,
+    BankError,
+    RecordProgress,
+    load_partial,
+    partial_path,
+    record_bank,
+)
 from ponder.context import Sampling
 from ponder.errors import CapabilityError
 from ponder.types import GenerationRequest, Trace
@@ -200,6 +209,10 @@ async def test_killed_recording_resumes_without_resampling_done_problems(tmp_pat
     assert len(lines) == 1 + 2  # header + problems 0 and 1 (problem 2 was in flight)
     with open(partial, "a") as fh:
         fh.write('{"id": "add1/seed0/2", "messages": [{"ro')  # killed mid-write: a torn last line
+    size = partial.stat().st_size
+    so_far = load_partial(path)  # what `ponder bank info` shows of a recording still running
+    assert list(so_far.problems) == ["add1/seed0/0", "add1/seed0/1"] and so_far.n == 6
+    assert partial.stat().st_size == size  # read only: a running recorder may be appending
 
     backend = FakeBackend()
     progress: list[RecordProgress] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -98,6 +99,23 @@ def test_bank_record_info_and_replay_with_repeats(workdir: Path) -> None:
     assert wrong.returncode == 2 and "does not match the bank" in wrong.stderr
     bad = ponder("eval", "--task", "add1", "--model", "fake", "--repeats", "3", cwd=workdir)
     assert bad.returncode == 2 and "--repeats needs --replay" in bad.stderr
+
+
+def test_bank_info_shows_how_far_an_unfinished_recording_is(workdir: Path) -> None:
+    rec = ponder("bank", "record", "b.bank.jsonl.gz", "--task", "add1", "--model", "fake", "--n", "4", "--size", "5",
+                 "--limit", "3", "--max-tokens", "64", cwd=workdir)
+    assert rec.returncode == 0, rec.stderr
+    lines = gzip.decompress((workdir / "b.bank.jsonl.gz").read_bytes()).decode().splitlines(keepends=True)
+    (workdir / "c.bank.jsonl.gz.partial").write_text("".join(lines[:3]))  # a recording killed after 2 problems
+    for name in ("c.bank.jsonl.gz", "c.bank.jsonl.gz.partial"):
+        info = ponder("bank", "info", name, cwd=workdir)
+        assert info.returncode == 0, info.stderr
+        assert "unfinished recording" in info.stdout and "2 of 3 × 4 = 8 traces" in info.stdout
+    (workdir / "b.bank.jsonl.gz.partial").write_text(lines[0])  # an extension that has recorded nothing yet
+    extended = ponder("bank", "info", "b.bank.jsonl.gz", cwd=workdir)
+    assert "3 × 4 = 12 traces" in extended.stdout and "0 more problems" in extended.stdout
+    missing = ponder("bank", "info", "d.bank.jsonl.gz", cwd=workdir)
+    assert missing.returncode == 2 and "d.bank.jsonl.gz" in missing.stderr
 
 
 def test_bank_pack_writes_a_smaller_bank_that_replays_alike(workdir: Path) -> None:

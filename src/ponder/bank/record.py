@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ponder.backends.base import Backend
 from ponder.bank.format import (
@@ -18,6 +19,7 @@ from ponder.bank.format import (
     BankError,
     BankProblem,
     BankTask,
+    _bank_from_header,
     _check_same,
     _checked_header,
     _dumps,
@@ -30,7 +32,7 @@ from ponder.errors import BackendError, CapabilityError, ConfigError
 from ponder.types import Problem
 from ponder.workers import run_each
 
-__all__ = ["RecordProgress", "partial_path", "record_bank"]
+__all__ = ["RecordProgress", "load_partial", "partial_path", "record_bank"]
 
 
 @dataclass
@@ -183,6 +185,39 @@ def _read_partial(partial: Path, bank: Bank) -> dict[str, BankProblem]:
     """Problems of an interrupted recording; a torn last line (killed mid-write) is cut off."""
     if not partial.exists():
         return {}
+    header, found, good_end = _scan_partial(partial)
+    if header is not None:
+        _check_same(header, bank.header(), partial)
+    if good_end < partial.stat().st_size:
+        with open(partial, "r+b") as fh:
+            fh.truncate(good_end)
+    if good_end == 0:
+        partial.unlink()
+    return found
+
+
+def load_partial(path: str | Path) -> Bank:
+    """What an unfinished recording of ``path`` holds so far, read without touching the file.
+
+    ``path`` is the bank being recorded or its ``.partial`` file. A recorder may be appending as this reads, so a
+    torn last line is skipped, not cut off.
+    """
+    partial = Path(path)
+    if not partial.name.endswith(PARTIAL_SUFFIX):
+        partial = partial_path(partial)
+    if not partial.exists():
+        raise BankError(f"no unfinished recording: {partial} does not exist")
+    header, found, _ = _scan_partial(partial)
+    if header is None:
+        raise BankError(f"{partial} has no complete header line yet; the recording has only just started")
+    bank, _ = _bank_from_header(header, partial)
+    bank.problems = found
+    return bank
+
+
+def _scan_partial(partial: Path) -> tuple[dict[str, Any] | None, dict[str, BankProblem], int]:
+    """A partial file's header, its problems, and the length in bytes of its whole lines (a torn last one left out)."""
+    header: dict[str, Any] | None = None
     found: dict[str, BankProblem] = {}
     good_end = 0
     with open(partial, "rb") as fh:
@@ -200,17 +235,11 @@ def _read_partial(partial: Path, bank: Bank) -> dict[str, BankProblem]:
                             "the recording over") from exc
         if lineno == 1:
             header = _checked_header(record, partial)
-            _check_same(header, bank.header(), partial)
         else:
             problem = _problem_from_json(record, partial, lineno)
             found[problem.id] = problem
         good_end += len(raw)
-    if good_end < partial.stat().st_size:
-        with open(partial, "r+b") as fh:
-            fh.truncate(good_end)
-    if good_end == 0:
-        partial.unlink()
-    return found
+    return header, found, good_end
 
 
 def _append(path: Path, line: str) -> None:

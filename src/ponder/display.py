@@ -35,6 +35,7 @@ class ProblemProgress:
         self._started = clock()
         self._printed_at: float | None = None
         self._printed: tuple[int, int | None] | None = None
+        self._baseline: tuple[int, float] | None = None
         self._bar: Progress | None = None
         if console.is_terminal:
             self._bar = Progress(
@@ -51,10 +52,11 @@ class ProblemProgress:
             self._bar.stop()
 
     def update(self, done: int, total: int | None, stats: str) -> None:
+        now = self._clock()
+        stats += self._time_left(done, total, now)
         if self._bar is not None:
             self._bar.update(self._task, total=total, completed=done, stats=stats)
             return
-        now = self._clock()
         if (done, total) == self._printed:
             return
         finished = total is not None and done >= total
@@ -64,6 +66,17 @@ class ProblemProgress:
         of = f"/{total}" if total is not None else ""
         self.console.print(f"{self.label} {done}{of} · {stats} · {elapsed}", highlight=False)
         self._printed_at, self._printed = now, (done, total)
+
+    def _time_left(self, done: int, total: int | None, now: float) -> str:
+        """The time left at this run's pace so far. The first report is the baseline: problems already done
+        when a run resumes took no time in it."""
+        if self._baseline is None:
+            self._baseline = (done, now)
+        base_done, base_time = self._baseline
+        if total is None or done <= base_done or done >= total:
+            return ""
+        left = (now - base_time) / (done - base_done) * (total - done)
+        return f" · ~{dt.timedelta(seconds=round(left))} left"
 
 
 class LiveProgress:

@@ -37,8 +37,18 @@ def test_a_log_gets_a_line_per_interval_and_the_last_problem_always() -> None:
     progress.update(5, 5, "80 traces")  # the last problem, though only 1 s later
     progress.stop()
     lines = out.getvalue().splitlines()
-    assert lines == ["record 0/5 · starting · 0:00:00", "record 2/5 · 32 traces · 0:01:01",
+    assert lines == ["record 0/5 · starting · 0:00:00", "record 2/5 · 32 traces · ~0:01:32 left · 0:01:01",
                      "record 5/5 · 80 traces · 0:01:02"]
+
+
+def test_time_left_counts_only_this_runs_pace_when_resuming() -> None:
+    console, out = log_console()
+    clock = Clock()
+    progress = ProblemProgress(console, "record", every_s=0.0, clock=clock)
+    progress.update(40, 50, "resumed")  # 40 problems were recorded by an earlier run
+    clock.now = 600.0
+    progress.update(42, 50, "672 traces")  # 2 problems in 10 minutes: 8 left take 40 minutes
+    assert out.getvalue().splitlines()[-1] == "record 42/50 · 672 traces · ~0:40:00 left · 0:10:00"
 
 
 def test_a_terminal_gets_a_bar_not_lines() -> None:

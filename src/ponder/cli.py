@@ -36,6 +36,7 @@ from ponder.cli_options import (
     TaskSeedOpt,
     TemperatureOpt,
     ThreadsOpt,
+    TimeoutOpt,
     TopLogprobsOpt,
     TopPOpt,
     backend_spec,
@@ -86,6 +87,7 @@ def eval_command(
     server_bin: ServerBinOpt = None,
     slots: SlotsOpt = 16,
     threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -143,7 +145,7 @@ def eval_command(
         if task is not None and task != bank.task.name:
             raise ConfigError(f"--task {task} does not match the bank, which holds {bank.task.name}")
         task, base = bank.task.name, bank.sampling
-    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads)
+    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads, timeout)
     config = EvalConfig(
         task=task or "gsm8k", strategy=strategy, model=spec,
         params=strategy_params(strategy, n, param),
@@ -187,6 +189,7 @@ def ask(
     api_key: ApiKeyOpt = None,
     server_bin: ServerBinOpt = None,
     threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -203,7 +206,7 @@ def ask(
 
     outcome = asyncio.run(ask_question(
         question, strategy=strategy, params=strategy_params(strategy, n, param),
-        spec=backend_spec(model, model_name, api_key, server_bin, threads=threads),
+        spec=backend_spec(model, model_name, api_key, server_bin, threads=threads, timeout_s=timeout),
         sampling=sampling_from(temperature, top_p, max_tokens, seed, logprobs, extra, top_logprobs=top_logprobs),
         raw=raw,
     ))

@@ -26,6 +26,7 @@ from ponder.cli_options import (
     TaskSeedOpt,
     TemperatureOpt,
     ThreadsOpt,
+    TimeoutOpt,
     TopPOpt,
     backend_spec,
     console,
@@ -57,6 +58,7 @@ def record(
     server_bin: ServerBinOpt = None,
     slots: SlotsOpt = 16,
     threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -78,7 +80,7 @@ def record(
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     sampling = sampling_from(temperature, top_p, max_tokens, seed, True, extra, top_logprobs=top_logprobs)
-    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads).sized_for(sampling.max_tokens)
+    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads, timeout).sized_for(sampling.max_tokens)
     bar = ProblemProgress(console, "record")
 
     async def go() -> None:

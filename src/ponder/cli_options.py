@@ -60,6 +60,10 @@ SlotsOpt = Annotated[int, typer.Option("--slots", help="Parallel slots of the em
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", help="CPU threads of the embedded llama-server (its --threads and --threads-batch; default: "
     "llama-server's own, the physical cores); use 1 when several servers share a few cores.")]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", help="Seconds to wait for one model response before it is retried; a request of n samples "
+    "answers when its longest sample ends \\[default: 600; local models: enough for max-tokens with every slot "
+    "busy on a slow CPU].")]
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar="PONDER_STORE", show_envvar=True, help="SQLite file of runs \\[default: ./ponder.db].")]
 
@@ -82,10 +86,10 @@ def strategy_params(strategy: str, n: int | None, params: list[str] | None) -> d
 
 
 def backend_spec(model: str, model_name: str | None, api_key: str | None, server_bin: str | None,
-          slots: int = 16, threads: int | None = None) -> BackendSpec:
+                 slots: int = 16, threads: int | None = None, timeout_s: float | None = None) -> BackendSpec:
     return parse_model_spec(model, model_name=model_name, api_key=api_key, server_bin=server_bin, slots=slots,
-                            threads=threads, notify=lambda message: err_console.print(message, markup=False,
-                                                                                       highlight=False))
+                            threads=threads, timeout_s=timeout_s,
+                            notify=lambda message: err_console.print(message, markup=False, highlight=False))
 
 
 def extra_params(items: list[str] | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from ponder.cli_options import (
     ServerBinOpt,
     StoreOpt,
     ThreadsOpt,
+    TimeoutOpt,
     TopLogprobsOpt,
     backend_spec,
     err_console,
@@ -30,6 +31,7 @@ def serve(
     server_bin: ServerBinOpt = None,
     slots: Annotated[int, typer.Option("--slots", help="Parallel slots of the embedded llama-server.")] = 16,
     threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     key: Annotated[list[str] | None, typer.Option(
@@ -74,7 +76,7 @@ def serve(
         get_strategy(default_strategy)  # an unknown name fails now, not on the first request
     if not 0 <= top_logprobs <= 20:
         raise ConfigError(f"--top-logprobs must be between 0 and 20, got {top_logprobs}")
-    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads)
+    spec = backend_spec(model, model_name, api_key, server_bin, slots, threads, timeout)
     config = ServeConfig(keys=keys, max_n=max_n, max_tokens_limit=max_tokens_limit, max_body_bytes=max_body_bytes,
                          default_strategy=default_strategy, max_inflight=max_inflight, log=log,
                          store_path=str(store) if store else None, sampling=Sampling(top_logprobs=top_logprobs))

@@ -84,6 +84,19 @@ def test_extra_parameters_reach_the_server(workdir: Path) -> None:
     assert sent["mode"] == "fast" and "answer: 4" in out.stdout
 
 
+def test_a_slow_server_times_out_at_the_given_timeout_with_a_hint(workdir: Path) -> None:
+    from tests.fakes.openai_server import Fault, FakeOpenAIServer
+
+    slow = [Fault("slow", delay_s=3.0)] * 4  # every try (the first and 3 retries) outlasts --timeout
+    with FakeOpenAIServer("The answer is 4.", faults=slow) as srv:
+        out = ponder("ask", "What is 2 + 2?", "--model", f"openai:{srv.base_url}", "--n", "1", "--timeout", "0.5",
+                     cwd=workdir)
+    assert out.returncode == 2
+    assert "timed out" in out.stderr and "--timeout SECONDS" in out.stderr
+    bad = ponder("ask", "What is 2 + 2?", "--model", "fake", "--timeout", "0", cwd=workdir)
+    assert bad.returncode == 2 and "--timeout must be a positive number" in bad.stderr
+
+
 def test_bank_record_info_and_replay_with_repeats(workdir: Path) -> None:
     rec = ponder("bank", "record", "b.bank.jsonl.gz", "--task", "add1", "--model", "fake", "--n", "8", "--size", "10",
                  "--max-tokens", "64", cwd=workdir)

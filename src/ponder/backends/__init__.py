@@ -33,12 +33,14 @@ __all__ = [
     "StreamEnd",
     "StreamEvent",
     "backend_kinds",
+    "build_backend",
     "open_backend",
     "parse_model_spec",
     "register_backend",
 ]
 
 API_KEY_ENVS = ("PONDER_API_KEY", "OPENAI_API_KEY")
+DEFAULT_TIMEOUT_S = 600.0  # per response from a remote server
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,22 @@ class BackendSpec:
     api_key: str | None = None
     server_bin: str | None = None
     slots: int = 16
-    timeout_s: float = 600.0
+    timeout_s: float | None = None  # per response; None: 600 s, or for local scaled to max_tokens and slots
     threads: int | None = None  # llama-server's --threads; None leaves its own default
     named: str | None = None  # the catalog name of a local:NAME model (target is then its assembled file)
     ctx_per_slot: int | None = None  # local: context per llama-server slot (None: room for 512-token samples)
 
     def sized_for(self, max_tokens: int | None) -> BackendSpec:
-        """This spec with local slots big enough for samples of ``max_tokens`` plus their prompt (other kinds
-        unchanged): a sample must never stop early because its slot's context filled."""
-        if self.kind != "local" or self.ctx_per_slot is not None:
+        """This spec with local slots big enough for samples of ``max_tokens`` plus their prompt, and a response
+        timeout long enough for them on a slow CPU, unless given (other kinds unchanged): a sample must never stop
+        early because its slot's context filled, nor be timed out and retried because the machine is slow."""
+        if self.kind != "local":
             return self
-        from ponder.backends.local import context_for
+        from ponder.backends.local import context_for, response_timeout
 
-        return dataclasses.replace(self, ctx_per_slot=context_for(max_tokens))
+        return dataclasses.replace(
+            self, ctx_per_slot=self.ctx_per_slot or context_for(max_tokens),
+            timeout_s=self.timeout_s if self.timeout_s is not None else response_timeout(max_tokens, self.slots))
 
     def describe(self) -> str:
         if self.kind == "local" and self.named:
@@ -82,7 +87,7 @@ def parse_model_spec(
     api_key: str | None = None,
     server_bin: str | None = None,
     slots: int = 16,
-    timeout_s: float = 600.0,
+    timeout_s: float | None = None,
     threads: int | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> BackendSpec:
@@ -109,6 +114,8 @@ def parse_model_spec(
         target = ",".join(split_urls(target))
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
+    if timeout_s is not None and not timeout_s > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout_s:g}")
     named = None
     if kind == "local" and target and not target.endswith(".gguf"):
         named, target = target, str(_resolve_named(spec, target, notify or _to_stderr))
@@ -140,16 +147,18 @@ def _fake(spec: BackendSpec) -> Backend:
 
 def _openai(spec: BackendSpec) -> Backend:
     assert spec.target is not None
+    timeout_s = spec.timeout_s if spec.timeout_s is not None else DEFAULT_TIMEOUT_S
     if "," in spec.target:
-        return FleetBackend(split_urls(spec.target), spec.model_name, api_key=spec.api_key, timeout_s=spec.timeout_s)
-    return OpenAIBackend(spec.target, spec.model_name, api_key=spec.api_key, timeout_s=spec.timeout_s)
+        return FleetBackend(split_urls(spec.target), spec.model_name, api_key=spec.api_key, timeout_s=timeout_s)
+    return OpenAIBackend(spec.target, spec.model_name, api_key=spec.api_key, timeout_s=timeout_s)
 
 
 def _local(spec: BackendSpec) -> Backend:
     from ponder.backends.local import LocalBackend, context_for
 
     return LocalBackend(Path(spec.target) if spec.target else None, server_bin=spec.server_bin, slots=spec.slots,
-                        threads=spec.threads, ctx_per_slot=spec.ctx_per_slot or context_for(None))
+                        threads=spec.threads, ctx_per_slot=spec.ctx_per_slot or context_for(None),
+                        timeout_s=spec.timeout_s)
 
 
 _BUILTIN: dict[str, BackendFactory] = {"fake": _fake, "openai": _openai, "local": _local}
@@ -179,14 +188,19 @@ def backend_kinds() -> list[str]:
     return list(_FACTORIES)
 
 
-@asynccontextmanager
-async def open_backend(spec: BackendSpec) -> AsyncIterator[Backend]:
-    """Build, start and health-check a backend; always closes it (and any server it started)."""
+def build_backend(spec: BackendSpec) -> Backend:
+    """The backend a spec describes, not started yet (``open_backend`` starts and closes it)."""
     _load_plugins()
     factory = _FACTORIES.get(spec.kind)
     if factory is None:
         raise ConfigError(f"no backend of kind {spec.kind!r}; known: {', '.join(_FACTORIES)}")
-    backend = factory(spec)
+    return factory(spec)
+
+
+@asynccontextmanager
+async def open_backend(spec: BackendSpec) -> AsyncIterator[Backend]:
+    """Build, start and health-check a backend; always closes it (and any server it started)."""
+    backend = build_backend(spec)
     try:
         start = getattr(backend, "start", None)
         if start is not None:

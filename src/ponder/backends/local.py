@@ -208,6 +208,23 @@ def context_for(max_tokens: int | None) -> int:
     return max(4096, -(-needed // 256) * 256)
 
 
+DEFAULT_RESPONSE_TIMEOUT_S = 600.0
+SLOWEST_SERVER_TOK_S = 10.0  # aggregate decode rate budgeted for; the slowest measured here is 24 (1.5B, 2 cores)
+
+
+def response_timeout(max_tokens: int | None, slots: int) -> float:
+    """Seconds to wait for one response from a local llama-server before calling it hung.
+
+    A request of n samples answers only when its longest sample ends, and on a CPU every busy slot shares one
+    decode rate: with the 1.5B model at 24 tok/s on 2 cores, 32 busy slots give each sample under 1 tok/s, so a
+    2048-token sample takes most of an hour. A fixed 600 s timed such requests out and retried them, repeating the
+    work. So the budget is one sample of ``max_tokens`` with all slots busy at ``SLOWEST_SERVER_TOK_S``, twice
+    (a request can queue behind a full server first), and never under 600 s.
+    """
+    tokens = max_tokens if max_tokens is not None else 512
+    return max(DEFAULT_RESPONSE_TIMEOUT_S, 2 * tokens * slots / SLOWEST_SERVER_TOK_S)
+
+
 class LocalBackend(OpenAIBackend):
     """An OpenAI backend on a llama-server it owns; ``start`` launches it and ``aclose`` stops it.
 
@@ -224,6 +241,7 @@ class LocalBackend(OpenAIBackend):
         ctx_per_slot: int = 4096,
         threads: int | None = None,
         extra_args: list[str] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         path = model_path or find_embedded_model()
         self.server = LlamaServer(path, binary=find_llama_server(server_bin), slots=slots,
@@ -232,7 +250,8 @@ class LocalBackend(OpenAIBackend):
         super().__init__("http://127.0.0.1:0/v1", model=path.stem, native_n=True,
                          capabilities=Capabilities(logprobs=True, top_logprobs=20, native_n=True),
                          name=f"local:{path.name}", max_connections=max(64, slots * 4),
-                         count_tokens_by_logprobs=True)
+                         count_tokens_by_logprobs=True,
+                         timeout_s=timeout_s if timeout_s is not None else response_timeout(None, slots))
 
     async def start(self) -> None:
         await self.server.start()

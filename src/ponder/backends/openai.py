@@ -47,6 +47,7 @@ class OpenAIBackend:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.timeout_s = timeout_s  # per response: a non-streamed request answers when its longest sample ends
         self.retry = retry or RetryPolicy()
         # None: try n natively and fall back to concurrent requests if the server returns fewer choices.
         self._native_n = native_n

@@ -72,7 +72,9 @@ def error_from_exception(exc: Exception, url: str) -> BackendError:
     if isinstance(exc, httpx.RemoteProtocolError):
         return BackendError(f"the model server at {url} closed the connection mid-response ({exc})", retryable=True)
     if isinstance(exc, httpx.TimeoutException):
-        return BackendError(f"the model server at {url} timed out ({type(exc).__name__})", retryable=True)
+        return BackendError(f"the model server at {url} timed out ({type(exc).__name__}); if it is only slow "
+                            "(a big model on a CPU, long --max-tokens), give it longer with --timeout SECONDS",
+                            retryable=True)
     return BackendError(f"connection to the model server at {url} failed: {type(exc).__name__}: {exc}",
                         retryable=True)
 

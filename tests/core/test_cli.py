@@ -85,7 +85,7 @@ def test_extra_parameters_reach_the_server(workdir: Path) -> None:
 
 
 def test_a_slow_server_times_out_at_the_given_timeout_with_a_hint(workdir: Path) -> None:
-    from tests.fakes.openai_server import Fault, FakeOpenAIServer
+    from tests.fakes.openai_server import FakeOpenAIServer, Fault
 
     slow = [Fault("slow", delay_s=3.0)] * 4  # every try (the first and 3 retries) outlasts --timeout
     with FakeOpenAIServer("The answer is 4.", faults=slow) as srv:

@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ponder.agents import AgentPool, using_pool
-from ponder.backends import DEFAULT_TIMEOUT_S, Backend, BackendSpec, FleetBackend, open_backend
+from ponder.backends import Backend, BackendSpec, FleetBackend, open_backend
 from ponder.backends.fleet import split_urls
 from ponder.context import Call
 from ponder.errors import BackendUnavailable, CapabilityError, ConfigError, PonderError
@@ -105,8 +105,8 @@ async def worker_backend(spec: BackendSpec, index: int) -> AsyncIterator[Backend
         async with open_backend(spec) as backend:
             yield backend
         return
-    timeout_s = spec.timeout_s if spec.timeout_s is not None else DEFAULT_TIMEOUT_S
-    fleet = FleetBackend(urls, spec.model_name, api_key=spec.api_key, timeout_s=timeout_s, home=index % len(urls))
+    fleet = FleetBackend(urls, spec.model_name, api_key=spec.api_key, timeout_s=spec.remote_timeout_s,
+                         home=index % len(urls))
     try:
         await fleet.start()
         yield fleet

@@ -29,7 +29,7 @@ from ponder.files import file_digest
 from ponder.store import ProblemRecord, Store
 from ponder.strategies import coerce_params, get_strategy
 from ponder.tasks import load_task
-from ponder.types import Problem, Result
+from ponder.types import Problem, Result, TokenRate
 from ponder.workers import run_each
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def _bank_digest(path: Path) -> str:
 
 
 @dataclass
-class Progress:
+class Progress(TokenRate):
     """Counts the runner reports after each problem."""
 
     total: int
@@ -154,17 +154,9 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
 
     @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    @property
     def accuracy(self) -> float | None:
         scored = self.done
         return self.correct / scored if scored else None
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.elapsed if self.elapsed > 0 else 0.0
 
 
 ProgressHook = Callable[[Progress], None]

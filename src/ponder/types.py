@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,3 +161,21 @@ class Result:
     traces: list[Trace] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     correct: bool | None = None  # set by the runner from the problem's checker; strategies leave it alone
+
+
+class TokenRate:
+    """Wall time and decode rate of a run, for progress counters that have ``started`` (a ``time.perf_counter``
+    reading) and ``completion_tokens`` fields."""
+
+    started: float
+    completion_tokens: int
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Completion tokens per second of this run."""
+        elapsed = self.elapsed
+        return self.completion_tokens / elapsed if elapsed > 0 else 0.0

@@ -20,10 +20,11 @@ from pathlib import Path
 from ponder.backends.base import Backend, Capabilities, StreamEnd, StreamEvent
 from ponder.backends.fake import FakeBackend
 from ponder.backends.fleet import FleetBackend, split_urls
-from ponder.backends.openai import OpenAIBackend
+from ponder.backends.openai import DEFAULT_TIMEOUT_S, OpenAIBackend
 from ponder.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_TIMEOUT_S",
     "Backend",
     "BackendSpec",
     "Capabilities",
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 API_KEY_ENVS = ("PONDER_API_KEY", "OPENAI_API_KEY")
-DEFAULT_TIMEOUT_S = 600.0  # per response from a remote server
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class BackendSpec:
         return dataclasses.replace(
             self, ctx_per_slot=self.ctx_per_slot or context_for(max_tokens),
             timeout_s=self.timeout_s if self.timeout_s is not None else response_timeout(max_tokens, self.slots))
+
+    @property
+    def remote_timeout_s(self) -> float:
+        """The per-response timeout for a server ponder did not start: as given, else ``DEFAULT_TIMEOUT_S``."""
+        return self.timeout_s if self.timeout_s is not None else DEFAULT_TIMEOUT_S
 
     def describe(self) -> str:
         if self.kind == "local" and self.named:
@@ -147,10 +152,10 @@ def _fake(spec: BackendSpec) -> Backend:
 
 def _openai(spec: BackendSpec) -> Backend:
     assert spec.target is not None
-    timeout_s = spec.timeout_s if spec.timeout_s is not None else DEFAULT_TIMEOUT_S
     if "," in spec.target:
-        return FleetBackend(split_urls(spec.target), spec.model_name, api_key=spec.api_key, timeout_s=timeout_s)
-    return OpenAIBackend(spec.target, spec.model_name, api_key=spec.api_key, timeout_s=timeout_s)
+        return FleetBackend(split_urls(spec.target), spec.model_name, api_key=spec.api_key,
+                            timeout_s=spec.remote_timeout_s)
+    return OpenAIBackend(spec.target, spec.model_name, api_key=spec.api_key, timeout_s=spec.remote_timeout_s)
 
 
 def _local(spec: BackendSpec) -> Backend:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from ponder.backends.base import Capabilities, StreamEnd, StreamEvent
-from ponder.backends.openai import OpenAIBackend
+from ponder.backends.openai import DEFAULT_TIMEOUT_S, OpenAIBackend
 from ponder.errors import BackendError, BackendUnavailable
 from ponder.types import GenerationRequest, Trace
 
@@ -208,7 +208,6 @@ def context_for(max_tokens: int | None) -> int:
     return max(4096, -(-needed // 256) * 256)
 
 
-DEFAULT_RESPONSE_TIMEOUT_S = 600.0
 SLOWEST_SERVER_TOK_S = 10.0  # aggregate decode rate budgeted for; the slowest measured here is 24 (1.5B, 2 cores)
 
 
@@ -222,7 +221,7 @@ def response_timeout(max_tokens: int | None, slots: int) -> float:
     (a request can queue behind a full server first), and never under 600 s.
     """
     tokens = max_tokens if max_tokens is not None else 512
-    return max(DEFAULT_RESPONSE_TIMEOUT_S, 2 * tokens * slots / SLOWEST_SERVER_TOK_S)
+    return max(DEFAULT_TIMEOUT_S, 2 * tokens * slots / SLOWEST_SERVER_TOK_S)
 
 
 class LocalBackend(OpenAIBackend):

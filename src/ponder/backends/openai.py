@@ -24,6 +24,7 @@ from ponder.errors import BackendError, BackendUnavailable
 from ponder.types import Delta, GenerationRequest, Trace
 
 CONNECTIONS_PER_CLIENT = 8
+DEFAULT_TIMEOUT_S = 600.0  # per response; long, since one reasoning sample can run for minutes
 
 
 class OpenAIBackend:
@@ -35,7 +36,7 @@ class OpenAIBackend:
         model: str | None = None,
         *,
         api_key: str | None = None,
-        timeout_s: float = 600.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = 10.0,
         max_connections: int = 256,
         retry: RetryPolicy | None = None,

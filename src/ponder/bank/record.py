@@ -29,14 +29,14 @@ from ponder.bank.format import (
 )
 from ponder.context import Ctx, Sampling, Slots
 from ponder.errors import BackendError, CapabilityError, ConfigError
-from ponder.types import Problem
+from ponder.types import Problem, TokenRate
 from ponder.workers import run_each
 
 __all__ = ["RecordProgress", "load_partial", "partial_path", "record_bank"]
 
 
 @dataclass
-class RecordProgress:
+class RecordProgress(TokenRate):
     """Counts ``record_bank`` reports after each problem."""
 
     total: int
@@ -46,12 +46,6 @@ class RecordProgress:
     correct_traces: int = 0
     completion_tokens: int = 0  # of the traces recorded in this run, not the skipped ones
     started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def tokens_per_s(self) -> float:
-        """Completion tokens recorded per second of this run."""
-        elapsed = time.perf_counter() - self.started
-        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
 
 
 async def record_bank(

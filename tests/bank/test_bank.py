@@ -207,6 +207,9 @@ async def test_killed_recording_resumes_without_resampling_done_problems(tmp_pat
     partial = partial_path(path)
     lines = partial.read_text().splitlines()
     assert len(lines) == 1 + 2  # header + problems 0 and 1 (problem 2 was in flight)
+    started = "2026-01-02T03:04:05+00:00"  # as if the recording had begun long ago
+    header = json.loads(lines[0]) | {"created_at": started}
+    partial.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
     with open(partial, "a") as fh:
         fh.write('{"id": "add1/seed0/2", "messages": [{"ro')  # killed mid-write: a torn last line
     size = partial.stat().st_size
@@ -222,6 +225,7 @@ async def test_killed_recording_resumes_without_resampling_done_problems(tmp_pat
     assert asked == set(questions[2:])  # problems 0 and 1 came from the partial file
     assert progress[-1].skipped == 2 and progress[-1].done == 3
     assert not partial.exists()
+    assert Bank.load(path).created_at == started  # when the recording began, not when it was resumed
 
     fresh = await _record(tmp_path / "fresh.bank.jsonl.gz")
     assert Bank.load(path).problems == fresh.problems  # same traces as an uninterrupted recording

@@ -176,12 +176,14 @@ async def _record_one(problem: Problem, backend: Backend, n: int, sampling: Samp
 
 
 def _read_partial(partial: Path, bank: Bank) -> dict[str, BankProblem]:
-    """Problems of an interrupted recording; a torn last line (killed mid-write) is cut off."""
+    """Problems of an interrupted recording; a torn last line (killed mid-write) is cut off. The bank keeps the
+    time the recording started, as it does when a finished bank is extended."""
     if not partial.exists():
         return {}
     header, found, good_end = _scan_partial(partial)
     if header is not None:
         _check_same(header, bank.header(), partial)
+        bank.created_at = str(header.get("created_at") or bank.created_at)
     if good_end < partial.stat().st_size:
         with open(partial, "r+b") as fh:
             fh.truncate(good_end)

@@ -42,6 +42,7 @@ from ponder.cli_options import (
     backend_spec,
     console,
     err_console,
+    existing_store,
     open_store,
     sampling_from,
     strategy_params,
@@ -262,7 +263,11 @@ def tasks() -> None:
 def runs(store: StoreOpt = None) -> None:
     """List the runs in the store."""
     from ponder.display import runs_table
+    from ponder.store import default_store_path
 
+    if not (store or default_store_path()).exists():  # nothing to list, and no empty store left behind
+        console.print(f"no store at {store or default_store_path()} yet; start one with 'ponder eval'")
+        return
     with open_store(store) as db:
         rows = db.runs()
         if not rows:
@@ -284,7 +289,7 @@ def show(
     from ponder.display import abstention_table, summary_table
     from ponder.metrics import summarize_run
 
-    with open_store(store) as db:
+    with existing_store(store) as db:
         row = db.find_run(run)
         results = db.results(row.id)
         summary = summarize_run(results, db.traces(row.id))
@@ -322,7 +327,7 @@ def report(
     with 95% CIs and each strategy's paired difference against self-consistency at the same N."""
     from ponder.report import build_report
 
-    with open_store(store) as db:
+    with existing_store(store) as db:
         index = build_report(db, runs or [], out, title=title)
     console.print(f"report written to {index}")
 

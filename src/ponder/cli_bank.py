@@ -30,6 +30,7 @@ from ponder.cli_options import (
     TopPOpt,
     backend_spec,
     console,
+    existing_store,
     sampling_from,
 )
 from ponder.errors import ConfigError
@@ -194,9 +195,7 @@ def from_run(
     store: StoreOpt = None,
 ) -> None:
     """Turn a stored live run into a bank, so the samples it paid for can be replayed by any strategy."""
-    from ponder.store import Store, default_store_path
-
-    with Store(store or default_store_path()) as db:
+    with existing_store(store) as db:
         bank = bank_from_run(db, run)
     bank.save(out)
     info(out)

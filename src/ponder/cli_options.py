@@ -133,3 +133,15 @@ def open_store(path: Path | None, **bounds: int) -> Any:
     return Store(path or default_store_path(), **bounds)
 
 
+def existing_store(path: Path | None) -> Any:
+    """The store at ``path`` for a command that only reads it: a missing file is an error, not a new empty store
+    left behind in whatever directory the command ran in."""
+    from ponder.store import default_store_path
+
+    where = path or default_store_path()
+    if not where.exists():
+        raise ConfigError(f"no store at {where}: run 'ponder eval' to start one, or point --store (or "
+                          "$PONDER_STORE) at an existing store")
+    return open_store(where)
+
+

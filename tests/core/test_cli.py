@@ -52,7 +52,9 @@ def test_ask_prints_answer_votes_and_tokens(workdir: Path) -> None:
         (["eval", "--task", "add1", "--model", "fake", "-p", "n=x"], "must be int"),
         (["eval", "--task", "add1", "--model", "fake", "--strategy", "cot", "--n", "3"], "takes no --n"),
         (["eval", "--task", "add1", "--model", "openai:http://127.0.0.1:9/v1"], "cannot reach"),
-        (["show", "zzz"], "no runs yet"),
+        (["show", "zzz"], "no store at ponder.db"),
+        (["report"], "no store at ponder.db"),
+        (["bank", "from-run", "last", "x.bank.jsonl.gz"], "no store at ponder.db"),
     ],
 )
 def test_errors_are_one_clear_line(workdir: Path, args: list[str], message: str) -> None:
@@ -60,6 +62,14 @@ def test_errors_are_one_clear_line(workdir: Path, args: list[str], message: str)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in out.stderr
+
+
+def test_reading_commands_leave_no_empty_store_behind(workdir: Path) -> None:
+    listed = ponder("runs", cwd=workdir)
+    assert listed.returncode == 0 and "no store at ponder.db yet" in listed.stdout
+    for args in (["show"], ["report"], ["bank", "from-run", "last", "x.bank.jsonl.gz"]):
+        assert ponder(*args, cwd=workdir).returncode == 2
+    assert list(workdir.iterdir()) == []
 
 
 def test_every_command_has_help(workdir: Path) -> None:

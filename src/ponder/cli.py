@@ -45,6 +45,7 @@ from ponder.cli_options import (
     existing_store,
     open_store,
     sampling_from,
+    store_path,
     strategy_params,
 )
 from ponder.cli_serve import serve
@@ -263,12 +264,11 @@ def tasks() -> None:
 def runs(store: StoreOpt = None) -> None:
     """List the runs in the store."""
     from ponder.display import runs_table
-    from ponder.store import default_store_path
 
-    if not (store or default_store_path()).exists():  # nothing to list, and no empty store left behind
-        console.print(f"no store at {store or default_store_path()} yet; start one with 'ponder eval'")
+    if not (where := store_path(store)).exists():  # nothing to list, and no empty store left behind
+        console.print(f"no store at {where} yet; start one with 'ponder eval'")
         return
-    with open_store(store) as db:
+    with open_store(where) as db:
         rows = db.runs()
         if not rows:
             console.print(f"no runs in {db.path} yet; start one with 'ponder eval'")

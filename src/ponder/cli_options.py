@@ -126,19 +126,24 @@ def sampling_from(temperature: float | None, top_p: float | None, max_tokens: in
                     top_logprobs=top_logprobs, extra={**base.extra, **extra_params(extra)})
 
 
-def open_store(path: Path | None, **bounds: int) -> Any:
-    """The store at ``path`` (default: $PONDER_STORE or ./ponder.db); ``bounds`` are Store's size bounds."""
-    from ponder.store import Store, default_store_path
+def store_path(path: Path | None) -> Path:
+    """``--store`` as given, else $PONDER_STORE, else ./ponder.db."""
+    from ponder.store import default_store_path
 
-    return Store(path or default_store_path(), **bounds)
+    return path or default_store_path()
+
+
+def open_store(path: Path | None, **bounds: int) -> Any:
+    """The store at ``store_path(path)``, created if missing; ``bounds`` are Store's size bounds."""
+    from ponder.store import Store
+
+    return Store(store_path(path), **bounds)
 
 
 def existing_store(path: Path | None) -> Any:
     """The store at ``path`` for a command that only reads it: a missing file is an error, not a new empty store
     left behind in whatever directory the command ran in."""
-    from ponder.store import default_store_path
-
-    where = path or default_store_path()
+    where = store_path(path)
     if not where.exists():
         raise ConfigError(f"no store at {where}: run 'ponder eval' to start one, or point --store (or "
                           "$PONDER_STORE) at an existing store")
